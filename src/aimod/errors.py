@@ -1,0 +1,99 @@
+"""Errors aimod raises on purpose.
+
+Every error is an :class:`AimodError` and also the matching builtin, so a plain ``except ValueError`` works::
+
+    AimodError
+     ├── InvalidArgumentError (ValueError)       an argument outside what is allowed
+     │    ├── InvalidModulationError             a Modulation: sigma, focus, or its string form
+     │    │    └── UnknownClassError (LookupError) a focus class the model does not have
+     │    ├── InvalidLogitsError                 logits of the wrong type or shape, NaN or infinite values
+     │    ├── InvalidKeysError                   row keys missing, of the wrong shape or dtype
+     │    └── InvalidTargetError                 a utility target outside (1/K, 1]
+     ├── UnknownModelError (LookupError)         a model name that is not registered
+     └── MissingExtraError (ImportError)         an optional dependency that is not installed
+
+Messages say three things: what was given, what is allowed, and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AimodError",
+    "InvalidArgumentError",
+    "InvalidKeysError",
+    "InvalidLogitsError",
+    "InvalidModulationError",
+    "InvalidTargetError",
+    "MissingExtraError",
+    "UnknownClassError",
+    "UnknownModelError",
+]
+
+
+class AimodError(Exception):
+    """Base class of every error aimod raises on purpose."""
+
+
+class InvalidArgumentError(AimodError, ValueError):
+    """An argument outside what is allowed.
+
+    Args:
+        name: The argument's name, as the caller spelled it.
+        value: What was given (shown with ``repr``).
+        expected: What is allowed, phrased to follow "must be".
+        fix: How to fix it; optional.
+    """
+
+    def __init__(self, name: str, value: object, expected: str, fix: str = "") -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        shown = repr(value)
+        if len(shown) > 200:
+            shown = shown[:197] + "..."
+        message = f"`{name}` must be {expected}, got {shown}."
+        if fix:
+            message += f" {fix}"
+        super().__init__(message)
+
+
+class InvalidModulationError(InvalidArgumentError):
+    """A :class:`~aimod.Modulation` that cannot be built: bad sigma, focus, or string form."""
+
+
+class UnknownClassError(InvalidModulationError, LookupError):
+    """A focus class (name or id) that the model does not have."""
+
+    def __str__(self) -> str:  # LookupError would otherwise quote the message like a KeyError
+        return str(self.args[0])
+
+
+class InvalidLogitsError(InvalidArgumentError):
+    """Logits that cannot be modulated: not a floating tensor, a bad class dim, NaN or infinite values."""
+
+
+class InvalidKeysError(InvalidArgumentError):
+    """Row keys for keyed noise that are missing or of the wrong shape or dtype."""
+
+
+class InvalidTargetError(InvalidArgumentError):
+    """A utility target (expected agreement with the clean model) outside (1/K, 1]."""
+
+
+class UnknownModelError(AimodError, LookupError):
+    """A model name that is neither registered nor of the form ``hf:<id or path>``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class MissingExtraError(AimodError, ImportError):
+    """An optional dependency that is not installed; the message gives the pip line."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"This feature needs the optional package {package!r}, which is not installed. "
+            f'Install it with: pip install "aimod[{extra}]"'
+        )
