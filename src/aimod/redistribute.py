@@ -1,0 +1,277 @@
+"""The one operator: ``modulate_logits``. Every adapter (vision wrap, text processor, server) calls it.
+
+For logits ``z`` and a :class:`~aimod.Modulation` per row, it returns ``z + σ·ε + s·σ_t·|η|`` where ``ε``
+is standard normal noise on every class (utility) and ``|η|`` half-normal noise on each focused class
+``t`` with signed strength ``s·σ_t`` (focus). The noise comes from a :class:`~aimod.noise.NoiseSource`, is
+computed in float32 and is drawn independently per row, per position (pixel) and per class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from aimod.errors import InvalidArgumentError, InvalidLogitsError
+from aimod.modulation import Id2Label, Modulation, ResolvedModulation
+from aimod.noise import FOCUS_STREAM, UTILITY_STREAM, NoiseSource, normals, normals_at
+
+__all__ = ["ModulationBatch", "modulate_logits"]
+
+
+@dataclass(frozen=True)
+class ModulationBatch:
+    """One modulation per row, resolved to tensors; build it once and reuse it across calls.
+
+    Build with :meth:`build`. Passing a ``ModulationBatch`` to :func:`modulate_logits` skips resolving
+    class names on every call, which is what a decoding loop wants.
+
+    Example:
+        >>> batch = ModulationBatch.build([Modulation(sigma=1.0), Modulation(focus={2: -1.0})], 2, 4)
+        >>> batch.sigma.tolist(), batch.focus_ids.tolist(), batch.focus_sigma.tolist()
+        ([1.0, 0.0], [[0], [2]], [[0.0], [-1.0]])
+    """
+
+    sigma: Tensor
+    """(B,) float32: utility std per row."""
+    focus_ids: Tensor
+    """(B, F) int64: focused class ids per row, padded with 0 (where focus_sigma is 0)."""
+    focus_sigma: Tensor
+    """(B, F) float32: signed std of the half-normal per focused class; 0 on padding."""
+    num_classes: int
+    """The number of classes the ids were resolved against."""
+    uniform_sigma: float | None
+    """The common sigma when every row has the same one (enables the scalar path), else None."""
+    identity_rows: tuple[int, ...]
+    """Rows that get no noise at all; their values are returned unchanged."""
+
+    @property
+    def batch_size(self) -> int:
+        """B."""
+        return int(self.sigma.shape[0])
+
+    @property
+    def is_identity(self) -> bool:
+        """True when no row gets any noise."""
+        return len(self.identity_rows) == self.batch_size
+
+    @property
+    def has_utility(self) -> bool:
+        """True when some row has sigma > 0."""
+        return self.uniform_sigma != 0.0
+
+    @property
+    def has_focus(self) -> bool:
+        """True when some row focuses some class."""
+        return self.focus_ids.shape[1] > 0
+
+    def to(self, device: torch.device | str) -> ModulationBatch:
+        """A copy with its tensors on ``device``."""
+        return ModulationBatch(
+            self.sigma.to(device),
+            self.focus_ids.to(device),
+            self.focus_sigma.to(device),
+            self.num_classes,
+            self.uniform_sigma,
+            self.identity_rows,
+        )
+
+    @classmethod
+    def build(
+        cls,
+        modulation: Modulation | Sequence[Modulation] | ModulationBatch,
+        batch_size: int,
+        num_classes: int,
+        id2label: Id2Label | None = None,
+    ) -> ModulationBatch:
+        """Resolves one modulation for all rows, or one per row, against ``num_classes`` classes.
+
+        Raises:
+            InvalidArgumentError: If a sequence's length is not ``batch_size`` or an item is not a Modulation.
+            UnknownClassError: If a focus class is unknown (close matches are listed).
+        """
+        if isinstance(modulation, ModulationBatch):
+            if modulation.batch_size != batch_size or modulation.num_classes != num_classes:
+                raise InvalidArgumentError(
+                    "modulation",
+                    f"a ModulationBatch for {modulation.batch_size} rows and {modulation.num_classes} classes",
+                    f"one for {batch_size} rows and {num_classes} classes",
+                    "Build it with ModulationBatch.build(..., batch_size, num_classes) for these logits.",
+                )
+            return modulation
+        if isinstance(modulation, Modulation):
+            resolved = modulation.resolve(num_classes, id2label)
+            return cls._from_resolved([resolved], [0] * batch_size, num_classes)
+        if isinstance(modulation, (str, bytes)) or not isinstance(modulation, Sequence):
+            raise InvalidArgumentError(
+                "modulation",
+                modulation,
+                "a Modulation, a sequence of one Modulation per row, or a ModulationBatch",
+                "Parse strings first with Modulation.parse(...).",
+            )
+        if len(modulation) != batch_size:
+            raise InvalidArgumentError(
+                "modulation",
+                f"a sequence of {len(modulation)} modulations",
+                f"one Modulation per row ({batch_size} rows) or a single Modulation",
+            )
+        index: dict[Modulation, int] = {}
+        for m in modulation:
+            if not isinstance(m, Modulation):
+                raise InvalidArgumentError("modulation item", m, "a Modulation", "Use Modulation.coerce(...).")
+            index.setdefault(m, len(index))
+        unique = [m.resolve(num_classes, id2label) for m in index]
+        return cls._from_resolved(unique, [index[m] for m in modulation], num_classes)
+
+    @classmethod
+    def _from_resolved(cls, unique: list[ResolvedModulation], rows: list[int], num_classes: int) -> ModulationBatch:
+        width = max(len(r.class_ids) for r in unique)
+        sigmas = torch.tensor([r.sigma for r in unique], dtype=torch.float32)
+        ids = torch.zeros(len(unique), width, dtype=torch.int64)
+        strengths = torch.zeros(len(unique), width, dtype=torch.float32)
+        for i, r in enumerate(unique):
+            ids[i, : len(r.class_ids)] = torch.tensor(r.class_ids, dtype=torch.int64)
+            strengths[i, : len(r.strengths)] = torch.tensor(r.strengths, dtype=torch.float32)
+        select = torch.tensor(rows, dtype=torch.int64)
+        distinct_sigmas = {unique[i].sigma for i in set(rows)}
+        identity = tuple(b for b, i in enumerate(rows) if unique[i].is_identity)
+        return cls(
+            sigma=sigmas[select],
+            focus_ids=ids[select],
+            focus_sigma=strengths[select],
+            num_classes=num_classes,
+            uniform_sigma=distinct_sigmas.pop() if len(distinct_sigmas) == 1 else None,
+            identity_rows=identity,
+        )
+
+
+def modulate_logits(
+    logits: Tensor,
+    modulation: Modulation | Sequence[Modulation] | ModulationBatch,
+    *,
+    dim: int = -1,
+    noise: NoiseSource,
+    keys: Tensor | None = None,
+    id2label: Id2Label | None = None,
+    check_finite: bool = True,
+) -> Tensor:
+    """Adds utility and focus noise to logits; the decision is then ``argmax`` along ``dim``.
+
+    Args:
+        logits: Floating tensor whose first dim is the batch: ``(B, C)`` for classifiers, ``(B, C, H, W)``
+            for segmenters (with ``dim=1``), ``(B, V)`` for language models; a 1-D ``(C,)`` is one row.
+            Never modified.
+        modulation: One :class:`~aimod.Modulation` for every row, a sequence with one per row (tenants
+            mixed in one batch), or a prebuilt :class:`ModulationBatch`.
+        dim: The class dim. It cannot be the batch dim 0 unless the logits are 1-D.
+        noise: :class:`~aimod.SeededNoise` or :class:`~aimod.KeyedNoise`.
+        keys: ``(B,)`` int64 row keys (see :func:`aimod.digest`); required by ``KeyedNoise``.
+        id2label: Class names by id, to resolve named focus classes.
+        check_finite: Reject NaN and ±inf logits (one reduction and, on a GPU, one host sync). Decoding
+            loops pass False because ``-inf`` marks tokens masked by other processors; ``-inf`` stays ``-inf``.
+
+    Returns:
+        A new tensor with the shape, dtype and device of ``logits``. With no noise for a row (sigma 0 and
+        no focus) that row's values are returned bit for bit.
+
+    Raises:
+        InvalidLogitsError: If logits are not a floating tensor, ``dim`` is invalid, or values are NaN/inf.
+        InvalidArgumentError: If the modulation does not match the batch, or ``noise`` is not a noise source.
+        InvalidKeysError: If keyed noise gets no keys or keys of the wrong shape.
+        UnknownClassError: If a focus class is unknown.
+
+    Example:
+        >>> from aimod import Modulation, SeededNoise
+        >>> z = torch.tensor([[2.0, 1.0, 0.0]])
+        >>> out = modulate_logits(z, Modulation(sigma=1.0), noise=SeededNoise(0))
+        >>> out.shape, bool(torch.equal(z, torch.tensor([[2.0, 1.0, 0.0]])))
+        (torch.Size([1, 3]), True)
+        >>> torch.equal(modulate_logits(z, Modulation(), noise=SeededNoise(0)), z)
+        True
+    """
+    rows = _rows_view(logits, dim)  # (B, ..., C)
+    batch, classes = rows.shape[0], rows.shape[-1]
+    positions = math.prod(rows.shape[1:-1])
+    plan = ModulationBatch.build(modulation, batch, classes, id2label)
+    if not isinstance(noise, NoiseSource):
+        raise InvalidArgumentError(
+            "noise", noise, "a noise source", "Use aimod.SeededNoise(seed) or aimod.KeyedNoise(secret)."
+        )
+    if plan.is_identity:
+        return logits.clone()
+    if check_finite:
+        _check_finite(logits)
+
+    device = logits.device
+    seeds = noise.row_seeds(batch, keys, device)
+    work_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    out = torch.empty(batch, positions, classes, dtype=work_dtype, device=device)
+    out.view(rows.shape).copy_(rows)  # one copy: layout to (B, P, C) and dtype to float32
+
+    if plan.has_utility:
+        eps = normals(seeds, positions, classes, UTILITY_STREAM)  # (B, P, C)
+        if plan.uniform_sigma is not None:
+            out.add_(eps, alpha=plan.uniform_sigma)
+        else:
+            out.addcmul_(eps, plan.sigma.to(device)[:, None, None])
+    if plan.has_focus:
+        ids = plan.focus_ids.to(device)  # (B, F)
+        shift = normals_at(seeds, positions, ids, FOCUS_STREAM)  # (B, P, F)
+        shift.abs_().mul_(plan.focus_sigma.to(device)[:, None, :])
+        out.scatter_add_(2, ids[:, None, :].expand(batch, positions, ids.shape[1]), shift.to(work_dtype))
+    if plan.identity_rows:
+        keep = torch.tensor(plan.identity_rows, dtype=torch.int64, device=device)
+        out.view(rows.shape).index_copy_(0, keep, rows.index_select(0, keep).to(work_dtype))
+
+    result = out.view(rows.shape).to(logits.dtype)
+    if logits.ndim == 1:
+        return result[0]
+    return result.movedim(-1, dim).contiguous()
+
+
+def _rows_view(logits: Tensor, dim: int) -> Tensor:
+    """Checks logits and dim; returns a view of shape (B, ..., C) with the class dim last."""
+    if not isinstance(logits, Tensor):
+        raise InvalidLogitsError(
+            "logits", type(logits).__name__, "a torch.Tensor", "Convert with torch.as_tensor(...)."
+        )
+    if not logits.is_floating_point():
+        raise InvalidLogitsError(
+            "logits", f"a tensor of dtype {logits.dtype}", "a floating tensor", "Convert with logits.float()."
+        )
+    if logits.ndim == 0 or logits.numel() == 0:
+        raise InvalidLogitsError(
+            "logits", f"a tensor of shape {tuple(logits.shape)}", "a non-empty tensor with at least one dim"
+        )
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -logits.ndim <= dim < logits.ndim:
+        raise InvalidLogitsError(
+            "dim", dim, f"an int in [{-logits.ndim}, {logits.ndim}) for logits of shape {tuple(logits.shape)}"
+        )
+    dim %= logits.ndim
+    if logits.ndim == 1:
+        return logits[None]
+    if dim == 0:
+        raise InvalidLogitsError(
+            "dim",
+            0,
+            f"a class dim other than the batch dim 0 for logits of shape {tuple(logits.shape)}",
+            "Put the batch first, e.g. (B, C) with dim=-1 or (B, C, H, W) with dim=1.",
+        )
+    return logits.movedim(dim, -1)
+
+
+def _check_finite(logits: Tensor) -> None:
+    finite = torch.isfinite(logits)
+    if bool(finite.all()):
+        return
+    nan = int(torch.isnan(logits).sum())
+    inf = int((~finite).sum()) - nan
+    raise InvalidLogitsError(
+        "logits",
+        f"a tensor of shape {tuple(logits.shape)} with {nan} NaN and {inf} infinite values",
+        "finite",
+        "Check the model's output; inside a decoding loop where -inf marks masked tokens, pass check_finite=False.",
+    )
