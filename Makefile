@@ -1,24 +1,26 @@
 # The two commands of the README's quick start. Each sets up .venv on first use.
 .PHONY: demo test lint typecheck bench clean
 
+EXTRAS := vision,eval,dev
+
 demo:
-	@scripts/bootstrap.sh dev
+	@scripts/bootstrap.sh $(EXTRAS)
 	.venv/bin/aimod demo
 
 test: lint typecheck
 	.venv/bin/python -m pytest -n 2
 
 lint:
-	@scripts/bootstrap.sh dev
+	@scripts/bootstrap.sh $(EXTRAS)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
 typecheck:
-	@scripts/bootstrap.sh dev
+	@scripts/bootstrap.sh $(EXTRAS)
 	.venv/bin/mypy
 
 bench:
-	@scripts/bootstrap.sh dev
+	@scripts/bootstrap.sh $(EXTRAS)
 	.venv/bin/python benchmarks/bench_modulate.py
 	.venv/bin/python benchmarks/bench_theory.py
 

@@ -30,6 +30,7 @@ from aimod.errors import (
     UnknownClassError,
     UnknownModelError,
 )
+from aimod.models.wrap import wrap
 from aimod.modulation import Modulation
 from aimod.noise import KeyedNoise, NoiseSource, SeededNoise
 from aimod.redistribute import ModulationBatch, modulate_logits
@@ -66,4 +67,5 @@ __all__ = [
     "digest",
     "modulate_logits",
     "theory",
+    "wrap",
 ]
