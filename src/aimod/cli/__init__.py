@@ -35,8 +35,10 @@ def cli() -> None:
 
 def _register() -> None:
     from aimod.cli.demo import demo
+    from aimod.cli.sweep import sweep_command
 
     cli.add_command(demo)
+    cli.add_command(sweep_command)
 
 
 _register()

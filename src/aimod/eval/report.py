@@ -1,0 +1,75 @@
+"""Saving sweeps: a JSON file, a CSV table and a PNG plot per sweep, in one output folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from aimod.errors import MissingExtraError
+from aimod.eval.sweep import SweepResult
+
+__all__ = ["plot_sweep", "save_sweep"]
+
+_LABELS = {
+    "accuracy": "accuracy",
+    "mIoU": "mIoU",
+    "recall": "recall of the focused class",
+    "precision": "precision of the focused class",
+    "IoU": "IoU of the focused class",
+    "mIoU_others": "mIoU of the other classes",
+}
+
+
+def save_sweep(result: SweepResult, folder: str | Path, stem: str) -> dict[str, Path]:
+    """Writes ``<stem>.json``, ``<stem>.csv`` and ``<stem>.png`` into ``folder``; returns their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / f"{stem}.json", "csv": folder / f"{stem}.csv", "png": folder / f"{stem}.png"}
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=2, allow_nan=True) + "\n")
+    rows = result.rows()
+    with paths["csv"].open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_sweep(result, paths["png"])
+    return paths
+
+
+def plot_sweep(result: SweepResult, path: str | Path) -> None:
+    """One panel per metric: measured mean with its 95 % band, the theory's prediction, the baseline."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise MissingExtraError("matplotlib", "eval") from error
+    metrics = [m for m in _LABELS if m in result.points[0].measured]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    x = [p.value for p in result.points]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        mean = [100 * p.measured[metric].mean for p in result.points]
+        low = [100 * p.measured[metric].low for p in result.points]
+        high = [100 * p.measured[metric].high for p in result.points]
+        ax.fill_between(x, low, high, alpha=0.25, color="C0", linewidth=0)
+        ax.plot(x, mean, "o-", color="C0", markersize=3, label=f"measured (mean, 95 % CI, {result.seeds} seeds)")
+        predicted = [100 * p.predicted.get(metric, math.nan) for p in result.points]
+        if not all(math.isnan(v) for v in predicted):
+            ax.plot(x, predicted, "--", color="C1", label="theory (clean logits only)")
+        baseline = [100 * p.baseline.get(metric, math.nan) for p in result.points]
+        if not all(math.isnan(v) for v in baseline):
+            ax.plot(x, baseline, ":", color="C2", label="deterministic bias, same mean")
+        ax.set_xlabel("utility sigma" if result.kind == "utility" else f"focus sigma on {result.focus_class!r}")
+        ax.set_ylabel(f"{_LABELS[metric]} (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="best")
+    title = f"{result.model}: {result.kind} modulation"
+    if result.focus_class:
+        title += f" of {result.focus_class!r}"
+    fig.suptitle(f"{title} ({result.num_samples} samples)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
