@@ -115,22 +115,25 @@ def sweep_command(
 
     table = Table(title=f"{loaded.name}: {kind} sweep on {data.description}")
     names = list(result.points[0].measured)
+    if kind == "focus":  # many metrics: one compact cell each, measured/theory/bias
+        names = [n for n in names if n not in ("accuracy", "mIoU")]
+        table.caption = "each cell: measured mean / theory / deterministic bias of the same mean (no noise)"
     table.add_column("sigma" if kind == "utility" else f"focus {result.focus_class!r}", justify="right")
     for name in names:
-        table.add_column(f"{name} % (95 % CI)", justify="right")
-        if result.points[0].predicted:
+        if kind == "utility":
+            table.add_column(f"{name} % (95 % CI)", justify="right")
             table.add_column("theory %", justify="right")
-        if result.points[0].baseline:
-            table.add_column("bias %", justify="right")
+        else:
+            table.add_column(f"{name} %", justify="right")
     for p in result.points:
         cells = [f"{p.value:g}"]
         for name in names:
             e = p.measured[name]
-            cells.append(f"{100 * e.mean:5.1f} ({100 * e.low:.1f}-{100 * e.high:.1f})")
-            if p.predicted:
-                cells.append(f"{100 * p.predicted[name]:5.1f}")
-            if p.baseline:
-                cells.append(f"{100 * p.baseline[name]:5.1f}")
+            theory = f"{100 * p.predicted[name]:.1f}" if p.predicted else "-"
+            if kind == "utility":
+                cells += [f"{100 * e.mean:5.1f} ({100 * e.low:.1f}-{100 * e.high:.1f})", theory]
+            else:
+                cells.append(f"{100 * e.mean:.1f}/{theory}/{100 * p.baseline[name]:.1f}")
         table.add_row(*cells)
     console.print(table)
     console.print(

@@ -15,32 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from aimod.errors import MissingExtraError
+from aimod.data.photos import PHOTOS, photos
 from aimod.models.registry import LoadedModel
 
-__all__ = ["EvalSet", "PHOTOS", "eval_set", "photos"]
-
-PHOTOS = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "rocket",
-    "cat",
-    "camera",
-    "coins",
-    "moon",
-    "page",
-    "text",
-    "brick",
-    "grass",
-    "gravel",
-    "clock",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "logo",
-)
-"""scikit-image's bundled photos used for demonstrations (all offline)."""
+__all__ = ["EvalSet", "eval_set"]
 
 
 @dataclass(frozen=True)
@@ -50,19 +28,6 @@ class EvalSet:
     inputs: Tensor
     labels: Tensor | None
     description: str
-
-
-def photos(size: int = 288) -> tuple[Tensor, list[str]]:
-    """The bundled photos as float RGB ``(N, 3, size, size)`` in [0, 1] (shorter side resized, centre crop)."""
-    try:
-        from skimage import data
-    except ImportError as error:
-        raise MissingExtraError("scikit-image", "vision") from error
-    from aimod.models.preprocess import ImagePreprocess
-
-    prep = ImagePreprocess(size=(size, size), mean=(0.0,) * 3, std=(1.0,) * 3, shorter_side=size)
-    images = [prep(getattr(data, name)()) for name in PHOTOS]
-    return torch.cat(images), list(PHOTOS)
 
 
 def _views(images: Tensor, crop: int) -> Tensor:

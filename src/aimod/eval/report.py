@@ -47,9 +47,13 @@ def plot_sweep(result: SweepResult, path: str | Path) -> None:
     except ImportError as error:
         raise MissingExtraError("matplotlib", "eval") from error
     metrics = [m for m in _LABELS if m in result.points[0].measured]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    cols = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics) :]:
+        ax.set_visible(False)
     x = [p.value for p in result.points]
-    for ax, metric in zip(axes[0], metrics, strict=True):
+    for ax, metric in zip(axes.flat, metrics, strict=False):
         mean = [100 * p.measured[metric].mean for p in result.points]
         low = [100 * p.measured[metric].low for p in result.points]
         high = [100 * p.measured[metric].high for p in result.points]
