@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from aimod import _checks
 from aimod.errors import InvalidArgumentError, InvalidLogitsError
 from aimod.modulation import Id2Label, Modulation, ResolvedModulation
 from aimod.noise import FOCUS_STREAM, UTILITY_STREAM, NoiseSource, normals, normals_at
@@ -203,7 +204,10 @@ def modulate_logits(
     if plan.is_identity:
         return logits.clone()
     if check_finite:
-        _check_finite(logits)
+        _checks.check_finite(
+            logits,
+            "Check the model's output; inside a decoding loop where -inf marks masked tokens, pass check_finite=False.",
+        )
 
     device = logits.device
     seeds = noise.row_seeds(batch, keys, device)
@@ -234,14 +238,7 @@ def modulate_logits(
 
 def _rows_view(logits: Tensor, dim: int) -> Tensor:
     """Checks logits and dim; returns a view of shape (B, ..., C) with the class dim last."""
-    if not isinstance(logits, Tensor):
-        raise InvalidLogitsError(
-            "logits", type(logits).__name__, "a torch.Tensor", "Convert with torch.as_tensor(...)."
-        )
-    if not logits.is_floating_point():
-        raise InvalidLogitsError(
-            "logits", f"a tensor of dtype {logits.dtype}", "a floating tensor", "Convert with logits.float()."
-        )
+    logits = _checks.check_floating_tensor(logits, "with the batch first")
     if logits.ndim == 0 or logits.numel() == 0:
         raise InvalidLogitsError(
             "logits", f"a tensor of shape {tuple(logits.shape)}", "a non-empty tensor with at least one dim"
@@ -261,17 +258,3 @@ def _rows_view(logits: Tensor, dim: int) -> Tensor:
             "Put the batch first, e.g. (B, C) with dim=-1 or (B, C, H, W) with dim=1.",
         )
     return logits.movedim(dim, -1)
-
-
-def _check_finite(logits: Tensor) -> None:
-    finite = torch.isfinite(logits)
-    if bool(finite.all()):
-        return
-    nan = int(torch.isnan(logits).sum())
-    inf = int((~finite).sum()) - nan
-    raise InvalidLogitsError(
-        "logits",
-        f"a tensor of shape {tuple(logits.shape)} with {nan} NaN and {inf} infinite values",
-        "finite",
-        "Check the model's output; inside a decoding loop where -inf marks masked tokens, pass check_finite=False.",
-    )

@@ -11,12 +11,9 @@ Until the embedded models land, the demo runs on a synthetic 10-class classifier
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 
 import click
-import torch
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -24,6 +21,7 @@ from torch import Tensor
 
 from aimod.data import classifier_logits
 from aimod.digest import digest
+from aimod.eval.sweep import estimate
 from aimod.modulation import Modulation
 from aimod.noise import KeyedNoise, SeededNoise
 from aimod.redistribute import modulate_logits
@@ -33,21 +31,10 @@ __all__ = ["demo"]
 _SECRET = "aimod demo secret: use a long random one in production"
 
 
-@dataclass(frozen=True)
-class _Measured:
-    mean: float
-    half_width: float  # 95 % confidence half-width over seeds
-
-    def __str__(self) -> str:
-        return f"{100 * self.mean:5.1f} ±{100 * self.half_width:.1f}"
-
-
-def _over_seeds(values: list[float]) -> _Measured:
-    t = torch.tensor(values, dtype=torch.float64)
-    # Student t quantile for n - 1 degrees of freedom would be exact; 2.776 is t(0.975, 4) for 5 seeds.
-    quantile = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}.get(len(values), 1.96)
-    half = quantile * float(t.std()) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return _Measured(float(t.mean()), half)
+def _over_seeds(values: list[float]) -> str:
+    """Mean ± 95 % half-width over seeds, in percent."""
+    e = estimate(values)
+    return f"{100 * e.mean:5.1f} ±{100 * max(e.high - e.mean, e.mean - e.low):.1f}"
 
 
 def _decisions(logits: Tensor, modulation: Modulation, seed: int) -> Tensor:
@@ -106,9 +93,9 @@ def demo(samples: int, seeds: int, quick: bool) -> None:
             acc = _over_seeds([float((d == labels).float().mean()) for d in runs])
             utility.add_row(
                 f"{sigma:g}",
-                str(agree),
+                agree,
                 f"{100 * float(theory.agreement(logits, m).mean()):5.1f}",
-                str(acc),
+                acc,
                 f"{100 * float(theory.accuracy(logits, labels, m).mean()):5.1f}",
             )
             progress.advance(task)
@@ -131,11 +118,11 @@ def demo(samples: int, seeds: int, quick: bool) -> None:
             label = f"{'promote' if strength > 0 else 'suppress'} {cls}={strength:+g}"
             focus.add_row(
                 label,
-                str(recall),
+                recall,
                 f"{100 * float(probs[is_cls, cls].mean()):5.1f}",
-                str(share),
+                share,
                 f"{100 * float(probs[:, cls].mean()):5.1f}",
-                str(precision),
+                precision,
             )
             progress.advance(task)
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from aimod._checks import check_finite, check_floating_tensor
 from aimod.errors import InvalidArgumentError, InvalidLogitsError
 from aimod.modulation import ClassKey, Id2Label, Modulation, ResolvedModulation
 
@@ -26,29 +27,13 @@ def check_logits(logits: object) -> Tensor:
     Raises:
         InvalidLogitsError: If it is not a tensor, not floating, not 2-D, has no class, or has NaN/inf.
     """
-    if not isinstance(logits, Tensor):
-        raise InvalidLogitsError(
-            "logits", type(logits).__name__, "a torch.Tensor of shape (N, K)", "Convert with torch.as_tensor(...)."
-        )
-    if not logits.is_floating_point():
-        raise InvalidLogitsError(
-            "logits", f"a tensor of dtype {logits.dtype}", "a floating tensor", "Convert with logits.float()."
-        )
+    logits = check_floating_tensor(logits, "of shape (N, K)")
     if logits.ndim != 2 or logits.shape[1] == 0:
         raise InvalidLogitsError(
             "logits", f"a tensor of shape {tuple(logits.shape)}", "of shape (N, K) with K >= 1 classes", _SHAPE_FIX
         )
     z = logits.detach().to(device="cpu", dtype=torch.float64)
-    finite = torch.isfinite(z)
-    if not bool(finite.all()):
-        nan = int(torch.isnan(z).sum())
-        inf = int((~finite).sum()) - nan
-        raise InvalidLogitsError(
-            "logits",
-            f"a tensor of shape {tuple(z.shape)} with {nan} NaN and {inf} infinite values",
-            "finite",
-            "Check the model's output; mask classes by dropping their columns, not with -inf.",
-        )
+    check_finite(z, "Check the model's output; mask classes by dropping their columns, not with -inf.")
     return z
 
 
