@@ -34,7 +34,7 @@ from torch import Tensor
 from aimod._hash import GOLDEN, mix64, signed64
 from aimod.errors import InvalidArgumentError
 
-__all__ = ["digest", "digest_state", "extend_state", "finalize_state"]
+__all__ = ["digest", "digest_state", "extend_state", "finalize_state", "token_contributions"]
 
 _TAGS = {
     "int": signed64(0x243F6A8885A308D3),
@@ -76,8 +76,14 @@ def digest_state(rows: Tensor) -> Tensor:
     return contributions.sum(dim=1)
 
 
-def extend_state(state: Tensor, tokens: Tensor, position: int) -> Tensor:
-    """Adds one integer token per row at ``position`` (0-based) to a digest state; returns a new state.
+def token_contributions(tokens: Tensor, positions: Tensor) -> Tensor:
+    """Step 2's term of integer tokens at (per-element) 0-based positions: ``mix64(token ^ mix64(pos·G + tag))``."""
+    keys = mix64(positions.to(torch.int64).mul(GOLDEN).add_(_TAGS["int"]))
+    return mix64(tokens.to(torch.int64) ^ keys)
+
+
+def extend_state(state: Tensor, tokens: Tensor, position: int | Tensor) -> Tensor:
+    """Adds one integer token per row at ``position`` (0-based; an int or one per row) to a digest state.
 
     Example:
         >>> ids = torch.tensor([[5, 6, 7]])
@@ -85,9 +91,8 @@ def extend_state(state: Tensor, tokens: Tensor, position: int) -> Tensor:
         >>> bool(finalize_state(s, 3) == digest(ids))
         True
     """
-    tag = _TAGS["int"]
-    key = _position_keys(position, 1, tag, state.device)
-    return state + mix64(tokens.to(torch.int64) ^ key)
+    positions = torch.as_tensor(position, dtype=torch.int64, device=state.device).expand_as(state)
+    return state + token_contributions(tokens, positions)
 
 
 def finalize_state(state: Tensor, length: int | Tensor, *, dtype: torch.dtype | None = None) -> Tensor:

@@ -1,0 +1,131 @@
+"""``AimLogitsProcessor``: modulation inside Hugging Face ``generate``, keyed on each row's token prefix.
+
+At every decoding step the processor passes the step's scores ``(B, V)`` through
+:func:`aimod.modulate_logits`. With :class:`~aimod.KeyedNoise` (the default use), a row's key is the digest
+of its whole token prefix, prompt and generated tokens so far, so the same prompt always yields the same
+completion, alone or in any batch. Leading pad tokens (left padding) are not part of the prefix. The digest
+is extended by one token per step (:func:`aimod.digest.extend_state`) rather than recomputed, all in tensor
+ops on the scores' device: no host-device synchronisation per step and no Python loop over rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from aimod.digest import extend_state, finalize_state, token_contributions
+from aimod.errors import InvalidArgumentError
+from aimod.modulation import Modulation
+from aimod.noise import NoiseSource, SeededNoise
+from aimod.redistribute import ModulationBatch, modulate_logits
+
+__all__ = ["AimLogitsProcessor", "prefix_digest"]
+
+
+def prefix_digest(input_ids: Tensor, pad_token_id: int | None) -> tuple[Tensor, Tensor]:
+    """Digest states and lengths of each row's prefix, leading pad tokens excluded.
+
+    Equal to ``aimod.digest([ids])`` of the unpadded row once finalised with :func:`finalize_state`.
+
+    Returns:
+        ``(state, length)``: int64 ``(B,)`` each.
+
+    Example:
+        >>> from aimod import digest
+        >>> ids = torch.tensor([[0, 0, 5, 6], [7, 5, 6, 8]])
+        >>> state, length = prefix_digest(ids, pad_token_id=0)
+        >>> bool(finalize_state(state, length)[0] == digest([[5, 6]])[0]), length.tolist()
+        (True, [2, 4])
+    """
+    ids = input_ids.to(torch.int64)
+    batch, steps = ids.shape
+    if pad_token_id is None:
+        start = torch.zeros(batch, dtype=torch.int64, device=ids.device)
+    else:
+        # first non-pad position; a row of only pads starts at `steps`
+        is_token = ids != pad_token_id
+        start = torch.where(is_token.any(1), is_token.to(torch.int64).argmax(1), steps)
+    positions = torch.arange(steps, device=ids.device)[None, :] - start[:, None]  # (B, T), < 0 on padding
+    contributions = token_contributions(ids, positions.clamp(min=0))
+    contributions.masked_fill_(positions < 0, 0)
+    return contributions.sum(1), steps - start
+
+
+class AimLogitsProcessor:
+    """A transformers ``LogitsProcessor`` that modulates every decoding step's scores.
+
+    Args:
+        modulation: One Modulation for all rows, one per row (tenants mixed in one ``generate`` call), or a
+            prebuilt ModulationBatch. Focus keys must be token ids here (see :func:`aimod.text.token_focus`).
+        noise: ``KeyedNoise(secret)`` keys each row on its token prefix; ``SeededNoise(seed)`` draws fresh,
+            reproducible noise at every step.
+        pad_token_id: Leading tokens equal to it are left padding and not part of the prefix.
+
+    The processor remembers the last step's digest and extends it when the next call has the same rows and one
+    more token. Use one processor per ``generate`` call (or call :meth:`reset` between calls).
+
+    Example:
+        >>> import aimod
+        >>> proc = AimLogitsProcessor(aimod.Modulation(sigma=1.0), noise=aimod.KeyedNoise("secret"))
+        >>> ids, scores = torch.tensor([[1, 2, 3]]), torch.zeros(1, 10)
+        >>> torch.equal(proc(ids, scores), proc(ids, scores))
+        True
+    """
+
+    def __init__(
+        self,
+        modulation: Modulation | Sequence[Modulation] | ModulationBatch,
+        *,
+        noise: NoiseSource,
+        pad_token_id: int | None = None,
+    ) -> None:
+        if not isinstance(noise, NoiseSource):
+            raise InvalidArgumentError(
+                "noise", noise, "a noise source", "Use aimod.KeyedNoise(secret) or aimod.SeededNoise(seed)."
+            )
+        if isinstance(modulation, Modulation):
+            for key in modulation.focus:
+                if not isinstance(key, int):
+                    raise InvalidArgumentError(
+                        "focus key", key, "a token id (int)", "Turn words into token ids with aimod.text.token_focus."
+                    )
+        self.modulation = modulation
+        self.noise = noise
+        self.pad_token_id = pad_token_id
+        self._plans: dict[tuple[int, int, str], ModulationBatch] = {}
+        self._state: tuple[Tensor, Tensor, Tensor] | None = None  # (input_ids seen, digest state, length)
+
+    def reset(self) -> None:
+        """Forgets the previous step's prefix digest (the next call recomputes it from the tokens)."""
+        self._state = None
+
+    def _plan(self, batch: int, vocab: int, device: torch.device) -> ModulationBatch:
+        key = (batch, vocab, str(device))
+        if key not in self._plans:
+            self._plans[key] = ModulationBatch.build(self.modulation, batch, vocab).to(device)
+        return self._plans[key]
+
+    def _keys(self, input_ids: Tensor) -> Tensor:
+        """Row keys of the current prefixes; extends the previous step's digest when it can."""
+        previous = self._state
+        if (
+            previous is not None
+            and previous[0].shape[0] == input_ids.shape[0]
+            and previous[0].shape[1] + 1 == input_ids.shape[1]
+            and previous[0].device == input_ids.device
+        ):
+            _, state, length = previous
+            state = extend_state(state, input_ids[:, -1], length)
+            length = length + 1
+        else:
+            state, length = prefix_digest(input_ids, self.pad_token_id)
+        self._state = (input_ids, state, length)
+        return finalize_state(state, length)
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        """Modulated scores ``(B, V)`` for the next token of each row."""
+        plan = self._plan(scores.shape[0], scores.shape[-1], scores.device)
+        keys = None if isinstance(self.noise, SeededNoise) else self._keys(input_ids)
+        return modulate_logits(scores, plan, noise=self.noise, keys=keys, check_finite=False)
