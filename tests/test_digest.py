@@ -37,6 +37,14 @@ def test_small_changes_change_the_key() -> None:
     assert digest(torch.zeros(1, 4)) != digest(torch.zeros(1, 4, dtype=torch.float64))  # dtype counts
 
 
+def test_float8_rows_hash_by_bits_not_by_truncated_value() -> None:
+    if not hasattr(torch, "float8_e4m3fn"):
+        pytest.skip("no float8 in this torch")
+    a = torch.tensor([[0.1, 0.2]]).to(torch.float8_e4m3fn)
+    b = torch.tensor([[0.3, 0.4]]).to(torch.float8_e4m3fn)
+    assert digest(a) != digest(b)
+
+
 def test_known_answer_pins_the_algorithm() -> None:
     assert digest([b"aimod"]).tolist() == KNOWN
 

@@ -49,6 +49,11 @@ _VIEWS = {
     torch.float32: torch.int32,
     torch.float64: torch.int64,
 }
+# float8 formats hash by their bits too (a cast to int64 would truncate 0.1 and 0.3 to the same 0)
+for _i, _name in enumerate(("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")):
+    if hasattr(torch, _name):
+        _VIEWS[getattr(torch, _name)] = torch.int8
+        _TAGS[getattr(torch, _name)] = signed64(0xBE5466CF34E90C6C + _i)
 
 Row = Union[bytes, bytearray, str, Sequence[int], Tensor]
 """One row for :func:`digest`."""

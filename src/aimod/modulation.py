@@ -52,8 +52,8 @@ ClassKey = Union[int, str]
 Id2Label = Union[Mapping[int, str], Sequence[str]]
 """Class names by id: a mapping as in Hugging Face configs, or a list indexed by id."""
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_INT = re.compile(r"\d+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INT = re.compile(r"[0-9]+")
 _BARE_NAME_FORBIDDEN = set(',="\\')
 
 
@@ -132,6 +132,10 @@ class Modulation:
 
     def __hash__(self) -> int:
         return hash((self.sigma, frozenset(self.focus.items())))
+
+    def __reduce__(self) -> tuple[type[Modulation], tuple[float, dict[ClassKey, float]]]:
+        # the read-only focus view cannot be pickled; rebuild from a plain dict (pickle, deepcopy, torch.save)
+        return (Modulation, (self.sigma, dict(self.focus)))
 
     def __repr__(self) -> str:
         return f"Modulation(sigma={self.sigma!r}, focus={dict(self.focus)!r})"

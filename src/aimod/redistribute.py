@@ -199,7 +199,10 @@ def modulate_logits(
     plan = ModulationBatch.build(modulation, batch, classes, id2label)
     if not isinstance(noise, NoiseSource):
         raise InvalidArgumentError(
-            "noise", noise, "a noise source", "Use aimod.SeededNoise(seed) or aimod.KeyedNoise(secret)."
+            "noise",
+            f"an object of type {type(noise).__name__}",  # never the value: it may be a secret passed by mistake
+            "a noise source",
+            "Use aimod.SeededNoise(seed) or aimod.KeyedNoise(secret).",
         )
     if plan.is_identity:
         return logits.clone()

@@ -117,3 +117,48 @@ def test_replace_logits_does_not_modify_the_original() -> None:
     new = replace_logits(original, torch.ones(1, 2))
     assert torch.equal(original["logits"], torch.zeros(1, 2))
     assert torch.equal(new["logits"], torch.ones(1, 2))
+
+
+def test_tuple_outputs_and_keyword_inputs_key_on_the_model_input() -> None:
+    class TupleModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.lin(x), x.sum(1)
+
+    wrapped = aimod.wrap(TupleModel(), "sigma=2", noise=KeyedNoise(SECRET))
+    x1, x2, mask = torch.randn(2, 4), torch.randn(2, 4), torch.ones(2, 4)
+    out = wrapped(mask=mask, x=x1)
+    assert isinstance(out, tuple)
+    assert torch.equal(out[1], x1.sum(1))
+    assert not torch.equal(out[0] - wrapped.model(x1)[0], wrapped(mask=mask, x=x2)[0] - wrapped.model(x2)[0])
+    assert torch.equal(out[0], wrapped(x=x1, mask=mask)[0])  # keyword order does not matter
+
+
+def test_train_mode_never_reaches_the_frozen_model() -> None:
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    wrapped = aimod.wrap(net, "sigma=1", noise=SeededNoise(0))
+    wrapped.train()
+    assert not net.training
+    before = net[1].running_mean.clone()
+    wrapped(torch.randn(8, 4) + 5)
+    assert torch.equal(net[1].running_mean, before)
+
+
+def test_modulations_and_models_survive_pickling() -> None:
+    import copy
+    import pickle
+
+    m = Modulation(sigma=1.0, focus={"a": 2.0, 3: -1.0})
+    assert pickle.loads(pickle.dumps(m)) == m
+    wrapped = aimod.wrap(nn.Linear(5, 3), [Modulation(sigma=1.0), "sigma=2"], noise=SeededNoise(0))
+    assert copy.deepcopy(wrapped).modulation == [Modulation(sigma=1.0), Modulation(sigma=2.0)]
+
+
+def test_a_secret_passed_as_noise_is_never_echoed() -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        aimod.modulate_logits(torch.zeros(1, 3), Modulation(sigma=1.0), noise="owner-secret-abc123")  # type: ignore[arg-type]
+    assert "owner-secret" not in str(info.value)
+    assert "owner-secret" not in repr(info.value.value)

@@ -69,17 +69,32 @@ def test_same_prompt_same_completion_alone_and_in_a_mixed_left_padded_batch(mode
     assert alone != clean  # sigma 3 changes a random tiny model's greedy output
 
 
-def test_incremental_digest_equals_recomputing_every_step(model: object) -> None:
-    class Recomputing(AimLogitsProcessor):
-        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            self.reset()
-            return super().__call__(input_ids, scores)
-
-    prompts = [[5, 6, 7], [8, 9]]
+def test_a_processor_reused_across_generate_calls_keys_each_prompt_afresh(model: object) -> None:
     m = Modulation(sigma=2.0)
-    incremental = _generate(model, prompts, AimLogitsProcessor(m, noise=KeyedNoise(SECRET), pad_token_id=PAD))
-    recomputed = _generate(model, prompts, Recomputing(m, noise=KeyedNoise(SECRET), pad_token_id=PAD))
-    assert incremental == recomputed
+    shared = AimLogitsProcessor(m, noise=KeyedNoise(SECRET), pad_token_id=PAD)
+    first = _generate(model, [[5, 6, 7]], shared)[0]
+    longer = [5, 6, 7, *first][:4]  # a prompt exactly one token longer than the last call's first step
+    reused = _generate(model, [longer], shared)[0]
+    fresh = _generate(model, [longer], AimLogitsProcessor(m, noise=KeyedNoise(SECRET), pad_token_id=PAD))[0]
+    assert reused == fresh
+
+
+def test_beam_search_keeps_the_same_prompt_same_answer(model: object) -> None:
+    ids = torch.tensor([[5, 17, 23]])
+    outs = []
+    for _ in range(2):
+        proc = AimLogitsProcessor(Modulation(sigma=2.0), noise=KeyedNoise(SECRET))
+        outs.append(
+            model.generate(
+                input_ids=ids,
+                max_new_tokens=8,
+                num_beams=3,
+                do_sample=False,
+                pad_token_id=PAD,
+                logits_processor=transformers.LogitsProcessorList([proc]),
+            )
+        )
+    assert torch.equal(outs[0], outs[1])
 
 
 def test_per_row_modulations_in_one_generate_call(model: object) -> None:

@@ -87,7 +87,9 @@ def sweep_command(
     grid = parse_values(values or ("0:20:21" if kind == "utility" else "0:20:11"))
     if kind == "focus" and focus_class is None:
         raise click.UsageError("A focus sweep needs --focus CLASS (a class id or name).")
-    focus_key: int | str | None = int(focus_class) if focus_class and focus_class.isdigit() else focus_class
+    focus_key: int | str | None = (
+        int(focus_class) if focus_class and focus_class.isascii() and focus_class.isdigit() else focus_class
+    )
     console = Console()
     started = time.perf_counter()
     loaded = load(model_name)

@@ -33,8 +33,6 @@ __all__ = ["CachedLogits", "Estimate", "SweepPoint", "SweepResult", "cache_logit
 HALF_NORMAL_MEAN = math.sqrt(2 / math.pi)
 """E|N(0, 1)| ≈ 0.798: the deterministic-bias baseline shifts a focused class by this times its sigma."""
 
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
 
 @dataclass(frozen=True)
 class Estimate:
@@ -64,7 +62,9 @@ def estimate(values: Sequence[float]) -> Estimate:
     if len(clean) == 1:
         return Estimate(mean, mean, mean)
     std = math.sqrt(sum((v - mean) ** 2 for v in clean) / (len(clean) - 1))
-    half = _T975.get(len(clean) - 1, 1.96) * std / math.sqrt(len(clean))
+    from scipy.stats import t as student_t
+
+    half = float(student_t.ppf(0.975, len(clean) - 1)) * std / math.sqrt(len(clean))
     return Estimate(mean, max(mean - half, 0.0), min(mean + half, 1.0))  # metrics are fractions
 
 

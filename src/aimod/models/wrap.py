@@ -48,10 +48,13 @@ def extract_logits(output: Any) -> Tensor:
         for key in ("logits", "out"):
             if isinstance(output.get(key), Tensor):
                 return output[key]  # type: ignore[no-any-return]
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0]  # transformers with return_dict=False: logits first
     raise InvalidArgumentError(
         "model output",
         type(output).__name__,
-        "a tensor, an object with a .logits tensor, or a dict with a 'logits' or 'out' tensor",
+        "a tensor, an object with a .logits tensor, a dict with a 'logits' or 'out' tensor, or a tuple with "
+        "the logits first",
         "Wrap a model whose forward returns its logits.",
     )
 
@@ -66,9 +69,39 @@ def replace_logits(output: Any, logits: Tensor) -> Any:
     if isinstance(output, Mapping):
         key = "logits" if isinstance(output.get("logits"), Tensor) else "out"
         return {**output, key: logits}
+    if isinstance(output, (tuple, list)):
+        return type(output)([logits, *output[1:]])
     copy_ = copy.copy(output)
     copy_.logits = logits
     return copy_
+
+
+_INPUT_NAMES = ("pixel_values", "input_ids", "x", "input", "inputs", "images")
+
+
+def _key_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor | None:
+    """The model input that keys the noise and sets the label size.
+
+    The first positional tensor, else the first of the usual input names, else the only tensor keyword; never a
+    mask that happens to come first.
+    """
+    for value in args:
+        if isinstance(value, Tensor):
+            return value
+    for name in _INPUT_NAMES:
+        if isinstance(kwargs.get(name), Tensor):
+            return kwargs[name]  # type: ignore[no-any-return]
+    tensors = [v for v in kwargs.values() if isinstance(v, Tensor)]
+    if len(tensors) == 1:
+        return tensors[0]
+    if tensors:
+        raise InvalidArgumentError(
+            "inputs",
+            f"keyword tensors {sorted(k for k, v in kwargs.items() if isinstance(v, Tensor))}",
+            f"the model input passed positionally or under one of {', '.join(_INPUT_NAMES)}",
+            "Pass the input first, e.g. wrapped(x, mask=m).",
+        )
+    return None
 
 
 class ModulatedModel(nn.Module):
@@ -92,12 +125,21 @@ class ModulatedModel(nn.Module):
         self.resolution = resolution
         self.label_size = label_size
 
+    def train(self, mode: bool = True) -> ModulatedModel:
+        """Keeps the wrapped model in eval mode.
+
+        A modulated model is for inference, and batch-norm statistics must never move.
+        """
+        super().train(mode)
+        self.model.eval()
+        return self
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Runs the model without gradients and returns its output with modulated logits."""
         with torch.no_grad():
             output = self.model(*args, **kwargs)
             logits = extract_logits(output)
-            inputs = next((a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)), None)
+            inputs = _key_input(args, kwargs)
             dim = -1
             if logits.ndim == 4:  # (B, C, h, w) segmentation
                 dim = 1
@@ -163,7 +205,11 @@ def wrap(
         mods = Modulation.coerce(modulation)
         if id2label is not None:
             mods.resolve(len(id2label), id2label)  # fail now, not at the first forward
+    elif isinstance(modulation, Sequence):
+        mods = [Modulation.coerce(m) for m in modulation]
     else:
-        mods = modulation
+        raise InvalidArgumentError(
+            "modulation", modulation, "a Modulation, its string or dict form, or one per row", "E.g. 'sigma=2'."
+        )
     model.eval()
     return ModulatedModel(model, mods, noise=noise, id2label=id2label, resolution=resolution, label_size=label_size)

@@ -60,15 +60,17 @@ def generate(
         for p in prompts
     ]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    side = tokenizer.padding_side
+    if pad_id is None:
+        raise InvalidArgumentError("tokenizer", "a tokenizer with neither a pad nor an eos token", "one with either")
+    side, pad_token = tokenizer.padding_side, tokenizer.pad_token
     tokenizer.padding_side = "left"
+    if pad_token is None:  # GPT-2 and Llama tokenizers have none: pad with eos, as generate does
+        tokenizer.pad_token = tokenizer.eos_token
     try:
         completions: list[str] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             encoded = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=not use_chat)
-            if pad_id is None:
-                raise InvalidArgumentError("tokenizer", "a tokenizer without pad or eos token", "one with either")
             device = next(model.parameters()).device
             encoded = {k: v.to(device) for k, v in encoded.items()}
             processor = AimLogitsProcessor(mods[start : start + batch_size], noise=noise, pad_token_id=pad_id)
@@ -85,4 +87,4 @@ def generate(
             completions += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return completions
     finally:
-        tokenizer.padding_side = side
+        tokenizer.padding_side, tokenizer.pad_token = side, pad_token

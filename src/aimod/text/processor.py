@@ -4,8 +4,13 @@ At every decoding step the processor passes the step's scores ``(B, V)`` through
 :func:`aimod.modulate_logits`. With :class:`~aimod.KeyedNoise` (the default use), a row's key is the digest
 of its whole token prefix, prompt and generated tokens so far, so the same prompt always yields the same
 completion, alone or in any batch. Leading pad tokens (left padding) are not part of the prefix. The digest
-is extended by one token per step (:func:`aimod.digest.extend_state`) rather than recomputed, all in tensor
+is a sum of per-position terms (:func:`aimod.digest.token_contributions`), all in tensor
 ops on the scores' device: no host-device synchronisation per step and no Python loop over rows.
+
+An earlier version extended the previous step's digest by one token; it had to guess that the rows were the
+same as last step, and beam search (which reorders rows) or a processor reused across ``generate`` calls broke
+that guess silently. Digesting the prefix is a few element-wise kernels over ``(B, T)`` token ids, negligible
+next to a forward pass.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from aimod.digest import extend_state, finalize_state, token_contributions
+from aimod.digest import finalize_state, token_contributions
 from aimod.errors import InvalidArgumentError
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource, SeededNoise
@@ -63,8 +68,9 @@ class AimLogitsProcessor:
             reproducible noise at every step.
         pad_token_id: Leading tokens equal to it are left padding and not part of the prefix.
 
-    The processor remembers the last step's digest and extends it when the next call has the same rows and one
-    more token. Use one processor per ``generate`` call (or call :meth:`reset` between calls).
+    Every call digests each row's whole prefix afresh, in O(B·T) tensor ops on the scores' device (no host
+    sync): rows may be reordered between steps (beam search) and one processor may serve many ``generate``
+    calls, and neither can give a row another row's key.
 
     Example:
         >>> import aimod
@@ -83,7 +89,10 @@ class AimLogitsProcessor:
     ) -> None:
         if not isinstance(noise, NoiseSource):
             raise InvalidArgumentError(
-                "noise", noise, "a noise source", "Use aimod.KeyedNoise(secret) or aimod.SeededNoise(seed)."
+                "noise",
+                f"an object of type {type(noise).__name__}",  # never the value: it may be a secret
+                "a noise source",
+                "Use aimod.KeyedNoise(secret) or aimod.SeededNoise(seed).",
             )
         if isinstance(modulation, Modulation):
             for key in modulation.focus:
@@ -95,11 +104,6 @@ class AimLogitsProcessor:
         self.noise = noise
         self.pad_token_id = pad_token_id
         self._plans: dict[tuple[int, int, str], ModulationBatch] = {}
-        self._state: tuple[Tensor, Tensor, Tensor] | None = None  # (input_ids seen, digest state, length)
-
-    def reset(self) -> None:
-        """Forgets the previous step's prefix digest (the next call recomputes it from the tokens)."""
-        self._state = None
 
     def _plan(self, batch: int, vocab: int, device: torch.device) -> ModulationBatch:
         key = (batch, vocab, str(device))
@@ -108,20 +112,8 @@ class AimLogitsProcessor:
         return self._plans[key]
 
     def _keys(self, input_ids: Tensor) -> Tensor:
-        """Row keys of the current prefixes; extends the previous step's digest when it can."""
-        previous = self._state
-        if (
-            previous is not None
-            and previous[0].shape[0] == input_ids.shape[0]
-            and previous[0].shape[1] + 1 == input_ids.shape[1]
-            and previous[0].device == input_ids.device
-        ):
-            _, state, length = previous
-            state = extend_state(state, input_ids[:, -1], length)
-            length = length + 1
-        else:
-            state, length = prefix_digest(input_ids, self.pad_token_id)
-        self._state = (input_ids, state, length)
+        """Row keys of the current prefixes (the digest of every row's unpadded token prefix)."""
+        state, length = prefix_digest(input_ids, self.pad_token_id)
         return finalize_state(state, length)
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
