@@ -69,22 +69,22 @@ def _words(rows: Tensor) -> tuple[Tensor, int]:
     return flat.to(torch.int64), _TAGS["int"]
 
 
-def _position_keys(start: int, length: int, tag: int, device: torch.device) -> Tensor:
-    positions = torch.arange(start, start + length, dtype=torch.int64, device=device)
-    return mix64(positions.mul_(GOLDEN).add_(tag))
+def _contributions(words: Tensor, positions: Tensor, tag: int) -> Tensor:
+    """Step 2's term ``mix64(w ^ mix64(pos·G + tag))`` of int64 words at 0-based positions (broadcast)."""
+    keys = mix64(positions.to(torch.int64).mul(GOLDEN).add_(tag))
+    return mix64(words ^ keys)
 
 
 def digest_state(rows: Tensor) -> Tensor:
     """The summed contributions of each row (step 2 above), shape ``(B,)``; see :func:`finalize_state`."""
     words, tag = _words(rows)
-    contributions = mix64(words ^ _position_keys(0, words.shape[1], tag, words.device))
-    return contributions.sum(dim=1)
+    positions = torch.arange(words.shape[1], device=words.device)
+    return _contributions(words, positions, tag).sum(dim=1)
 
 
 def token_contributions(tokens: Tensor, positions: Tensor) -> Tensor:
-    """Step 2's term of integer tokens at (per-element) 0-based positions: ``mix64(token ^ mix64(pos·G + tag))``."""
-    keys = mix64(positions.to(torch.int64).mul(GOLDEN).add_(_TAGS["int"]))
-    return mix64(tokens.to(torch.int64) ^ keys)
+    """Step 2's term of integer tokens at (per-element) 0-based positions, for prefix digests."""
+    return _contributions(tokens.to(torch.int64), positions, _TAGS["int"])
 
 
 def extend_state(state: Tensor, tokens: Tensor, position: int | Tensor) -> Tensor:

@@ -4,6 +4,7 @@ import pytest
 
 from aimod import InvalidModulationError, Modulation
 from aimod.text import expand_word, token_focus
+from tests.text._models import tiny_llama as _tiny_llama
 
 tokenizers = pytest.importorskip("tokenizers")
 transformers = pytest.importorskip("transformers")
@@ -55,20 +56,7 @@ def test_conflicting_strengths_on_a_shared_first_token_raise(tokenizer: object) 
 
 @pytest.fixture(scope="module")
 def tiny_llama(tokenizer: transformers.PreTrainedTokenizerFast) -> transformers.LlamaForCausalLM:
-    import torch
-
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
+    return _tiny_llama(len(tokenizer), tokenizer.pad_token_id)
 
 
 def test_generate_is_batch_invariant_with_keyed_noise(tokenizer: object, tiny_llama: object) -> None:

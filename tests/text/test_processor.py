@@ -7,6 +7,7 @@ import aimod
 from aimod import InvalidArgumentError, KeyedNoise, Modulation, SeededNoise
 from aimod.digest import finalize_state
 from aimod.text import AimLogitsProcessor, prefix_digest
+from tests.text._models import tiny_llama as _tiny_llama
 
 transformers = pytest.importorskip("transformers")
 PAD = 0
@@ -16,20 +17,7 @@ SECRET = "text test secret"
 @pytest.fixture(scope="module")
 def model() -> transformers.LlamaForCausalLM:
     """A tiny random Llama built from a config: real transformers generation, no files."""
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=PAD,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
+    return _tiny_llama(64, PAD)
 
 
 def _generate(model: transformers.LlamaForCausalLM, prompts: list[list[int]], processor: object) -> list[list[int]]:
