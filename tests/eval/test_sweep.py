@@ -90,10 +90,12 @@ def test_sweep_command_writes_its_report(tmp_path: object) -> None:
     [
         (["--model", "resnet-fasion"], "Did you mean 'resnet-fashion'"),
         (["--values", "a:b"], "start:stop:count"),
+        (["--values", "0,nan"], "start:stop:count"),
+        (["--values", "-1,2"], "must be >= 0"),
         (["--kind", "focus"], "--focus CLASS"),
         (["--kind", "focus", "--focus", "Shrit", "--samples", "50"], "Did you mean 'Shirt'"),
     ],
-    ids=["model", "values", "no-focus", "unknown-class"],
+    ids=["model", "values", "nan", "negative", "no-focus", "unknown-class"],
 )
 def test_sweep_command_errors_are_usage_errors(args: list[str], fragment: str) -> None:
     result = CliRunner().invoke(cli, ["sweep", *args])

@@ -6,6 +6,7 @@ Outputs go to ``--out`` (default ``reports/sweep-<model>``): ``<kind>.json``, ``
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def parse_values(text: str) -> list[float]:
             return [float(v) for v in torch.linspace(float(start), float(stop), n, dtype=torch.float64).tolist()]
         values = [float(v) for v in text.split(",") if v.strip()]
         if not values:
+            raise ValueError
+        if not all(math.isfinite(v) for v in values):
             raise ValueError
         return values
     except ValueError:
@@ -85,6 +88,10 @@ def sweep_command(
     from aimod.models import load
 
     grid = parse_values(values or ("0:20:21" if kind == "utility" else "0:20:11"))
+    if kind == "utility" and any(v < 0 for v in grid):
+        raise click.UsageError(
+            f"Utility sigmas must be >= 0, got {[v for v in grid if v < 0]}; focus sweeps take signs."
+        )
     if kind == "focus" and focus_class is None:
         raise click.UsageError("A focus sweep needs --focus CLASS (a class id or name).")
     focus_key: int | str | None = (
