@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import sys
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -49,6 +50,7 @@ FOCUS_STREAM = signed64(0x14057B7EF767814F)
 
 _MASK24 = (1 << 24) - 1
 _SQRT2 = math.sqrt(2.0)
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 @runtime_checkable
@@ -168,10 +170,10 @@ def _position_seeds(row_seeds: Tensor, num_positions: int, stream: int) -> Tenso
     return mix64(stream_seeds[:, None] + steps)
 
 
-def _uniform24_to_normal_(k: Tensor) -> Tensor:
-    """float32 tensor of 24-bit integers k -> sqrt(2)·erfinv((2k+1)/2^24 - 1), in place."""
+def _uniform24_to_normal(k: Tensor) -> Tensor:
+    """Integer tensor of 24-bit values k -> float32 sqrt(2)·erfinv((2k+1)/2^24 - 1), a new tensor."""
     # k·2^-23 and the sum below are exact in float32, so u never reaches ±1.
-    return k.mul_(2.0**-23).add_(2.0**-24 - 1.0).erfinv_().mul_(_SQRT2)
+    return k.to(torch.float32).mul_(2.0**-23).add_(2.0**-24 - 1.0).erfinv_().mul_(_SQRT2)
 
 
 def normals(row_seeds: Tensor, num_positions: int, num_classes: int, stream: int = UTILITY_STREAM) -> Tensor:
@@ -195,12 +197,11 @@ def normals(row_seeds: Tensor, num_positions: int, num_classes: int, stream: int
     half = (num_classes + 1) // 2
     steps = torch.arange(1, half + 1, dtype=torch.int64, device=pos.device).mul_(GOLDEN)
     words = mix64(pos[:, :, None] + steps)  # (B, P, half): one 64-bit hash per pair of classes
-    pair = torch.empty(*words.shape, 2, dtype=torch.float32, device=words.device)
-    tmp = torch.empty_like(words)
-    for slot, shift in enumerate((8, 40)):
-        torch.bitwise_right_shift(words, shift, out=tmp)
-        pair[..., slot] = tmp.bitwise_and_(_MASK24)
-    flat = _uniform24_to_normal_(pair).view(*words.shape[:2], 2 * half)
+    if _LITTLE_ENDIAN:  # the two 32-bit halves of each word, low first: bits 8-31 and 40-63 in one pass
+        k = torch.bitwise_right_shift(words.view(torch.int32), 8).bitwise_and_(_MASK24)
+    else:  # pragma: no cover - no big-endian machine runs torch today
+        k = torch.stack([torch.bitwise_right_shift(words, s).bitwise_and_(_MASK24) for s in (8, 40)], -1)
+    flat = _uniform24_to_normal(k).view(*words.shape[:2], 2 * half)
     return flat if 2 * half == num_classes else flat[..., :num_classes].contiguous()
 
 
@@ -220,5 +221,4 @@ def normals_at(row_seeds: Tensor, num_positions: int, class_ids: Tensor, stream:
     steps = (torch.bitwise_right_shift(ids, 1) + 1).mul_(GOLDEN)  # (B, F)
     words = mix64(pos[:, :, None] + steps[:, None, :])  # (B, P, F)
     shifts = torch.where(ids.bitwise_and(1).bool(), 40, 8)[:, None, :]
-    k = torch.bitwise_right_shift(words, shifts).bitwise_and_(_MASK24).to(torch.float32)
-    return _uniform24_to_normal_(k)
+    return _uniform24_to_normal(torch.bitwise_right_shift(words, shifts).bitwise_and_(_MASK24))
