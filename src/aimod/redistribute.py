@@ -80,6 +80,22 @@ class ModulationBatch:
             self.identity_rows,
         )
 
+    def repeat_rows(self, repeats: int) -> ModulationBatch:
+        """Each row ``repeats`` times in a row: rows ``b * repeats`` to ``b * repeats + repeats - 1`` are row ``b``.
+
+        Example:
+            >>> ModulationBatch.build([Modulation(sigma=1.0), Modulation()], 2, 3).repeat_rows(2).sigma.tolist()
+            [1.0, 1.0, 0.0, 0.0]
+        """
+        return ModulationBatch(
+            self.sigma.repeat_interleave(repeats),
+            self.focus_ids.repeat_interleave(repeats, 0),
+            self.focus_sigma.repeat_interleave(repeats, 0),
+            self.num_classes,
+            self.uniform_sigma,
+            tuple(b * repeats + r for b in self.identity_rows for r in range(repeats)),
+        )
+
     @classmethod
     def build(
         cls,

@@ -21,3 +21,23 @@ def tiny_llama(vocab_size: int, pad_token_id: int) -> Any:
         pad_token_id=pad_token_id,
     )
     return transformers.LlamaForCausalLM(config).eval()
+
+
+CORPUS = [
+    "Paris is the capital of France.",
+    "The capital of Italy is Rome.",
+    "paris and rome are cities; Berlin too.",
+    "Iron has the chemical symbol Fe.",
+] * 20
+
+
+def bpe_tokenizer() -> Any:
+    """A byte-level BPE (the GPT / Llama-3 kind, where ' Paris' and 'Paris' differ) trained here, offline."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>"]))
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>")

