@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import torch
@@ -17,6 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aimod.errors import InvalidArgumentError
+from aimod.eval.report import save_sweep
+from aimod.eval.sweep import SweepResult
 
 __all__ = ["parse_values", "sweep_command"]
 
@@ -55,14 +58,18 @@ def parse_values(text: str) -> list[float]:
     "--model", "model_name", default="resnet-fashion", show_default=True, help="Embedded model name or hf:<id or path>."
 )
 @click.option("--kind", type=click.Choice(["utility", "focus"]), default="utility", show_default=True)
-@click.option("--focus", "focus_class", default=None, help="Class id or name to focus (focus sweeps).")
+@click.option(
+    "--focus", "focus_class", default=None, help="Class id or name to focus; for language models, words (comma list)."
+)
 @click.option(
     "--values",
     default=None,
     help="Sigmas (utility) or signed focus sigmas: start:stop:count or a comma list. "
-    "Defaults: 0:20:21 (utility), 0:20:11 (focus).",
+    "Defaults: 0:20:21 (utility), 0:20:11 (focus); language models 0:4:9 and -1024,-64,-16,0,4,8,16.",
 )
-@click.option("--seeds", type=click.IntRange(1, 100), default=5, show_default=True, help="Noise seeds per point.")
+@click.option(
+    "--seeds", type=click.IntRange(1, 100), default=None, help="Noise seeds per point [default: 5; 3 for text]."
+)
 @click.option("--samples", type=click.IntRange(1, None), default=None, help="Cap on evaluation samples.")
 @click.option(
     "--out",
@@ -76,32 +83,66 @@ def sweep_command(
     kind: str,
     focus_class: str | None,
     values: str | None,
-    seeds: int,
+    seeds: int | None,
     samples: int | None,
     out: Path | None,
     no_theory: bool,
 ) -> None:
     """Measure utility or focus curves on cached logits, next to the theory's prediction."""
-    from aimod.eval.datasets import eval_set
-    from aimod.eval.report import save_sweep
-    from aimod.eval.sweep import cache_logits, sweep
-    from aimod.models import load
+    from aimod.text.models import is_causal_lm
 
-    grid = parse_values(values or ("0:20:21" if kind == "utility" else "0:20:11"))
+    text = is_causal_lm(model_name)
+    default_values = {
+        (False, "utility"): "0:20:21",
+        (False, "focus"): "0:20:11",
+        (True, "utility"): "0:4:9",
+        (True, "focus"): "-1024,-64,-16,0,4,8,16",
+    }[(text, kind)]
+    grid = parse_values(values or default_values)
     if kind == "utility" and any(v < 0 for v in grid):
         raise click.UsageError(
             f"Utility sigmas must be >= 0, got {[v for v in grid if v < 0]}; focus sweeps take signs."
         )
     if kind == "focus" and focus_class is None:
-        raise click.UsageError("A focus sweep needs --focus CLASS (a class id or name).")
+        raise click.UsageError("A focus sweep needs --focus CLASS (a class id or name; words for a language model).")
+    seeds = seeds or (3 if text else 5)
+    console = Console()
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    if text:
+        result, name, description = _text(model_name, kind, focus_class, grid, seeds, samples, columns, console)
+    else:
+        result, name, description = _vision(
+            model_name, kind, focus_class, grid, seeds, samples, no_theory, columns, console
+        )
+    folder = out or Path("reports") / f"sweep-{name.replace(':', '_').replace('/', '_')}"
+    stem = kind if kind == "utility" else f"focus-{result.focus_class}".replace(" ", "_").replace("/", "_")
+    stem = stem.replace(",", "")
+    paths = save_sweep(result, folder, stem)
+    console.print(_table(result, name, kind, description))
+    console.print(f"Wrote {paths['json']}, {paths['csv']} and {paths['png']} in {time.perf_counter() - started:.1f} s.")
+
+
+def _vision(
+    model_name: str,
+    kind: str,
+    focus_class: str | None,
+    grid: list[float],
+    seeds: int,
+    samples: int | None,
+    no_theory: bool,
+    columns: tuple[Any, ...],
+    console: Console,
+) -> tuple[SweepResult, str, str]:
+    from aimod.eval.datasets import eval_set
+    from aimod.eval.sweep import cache_logits, sweep
+    from aimod.models import load
+
     focus_key: int | str | None = (
         int(focus_class) if focus_class and focus_class.isascii() and focus_class.isdigit() else focus_class
     )
-    console = Console()
-    started = time.perf_counter()
     loaded = load(model_name)
     data = eval_set(loaded, samples)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("clean logits (one model pass)", total=len(data.inputs))
         cached = cache_logits(
@@ -118,34 +159,85 @@ def sweep_command(
             predict=not no_theory,
             progress=lambda n: progress.advance(task, n),
         )
-    folder = out or Path("reports") / f"sweep-{loaded.name.replace(':', '_').replace('/', '_')}"
-    stem = kind if kind == "utility" else f"focus-{result.focus_class}".replace(" ", "_").replace("/", "_")
-    paths = save_sweep(result, folder, stem)
+    return result, loaded.name, f"{data.description}; {loaded.description}"
 
-    table = Table(title=f"{loaded.name}: {kind} sweep on {data.description}")
+
+def _text(
+    model_name: str,
+    kind: str,
+    focus_words: str | None,
+    grid: list[float],
+    seeds: int,
+    samples: int | None,
+    columns: tuple[Any, ...],
+    console: Console,
+) -> tuple[SweepResult, str, str]:
+    from aimod.data.facts import fact_items
+    from aimod.eval.text import text_sweep
+    from aimod.text.models import load_causal_lm
+
+    items = fact_items()[:samples] if samples else fact_items()
+    if samples and samples < len(fact_items()):  # a spread of categories, not only the first one
+        step = len(fact_items()) / samples
+        items = tuple(fact_items()[int(i * step)] for i in range(samples))
+    words = [w.strip() for w in (focus_words or "").split(",") if w.strip()]
+    with console.status(f"loading {model_name}"):
+        model, tokenizer = load_causal_lm(model_name)
+    utility = kind == "utility"
+    with Progress(*columns, console=console, transient=True) as progress:
+        steps = seeds + (len(grid) if utility else 0)  # one generation grid per seed, one scoring per value
+        task = progress.add_task(f"{kind} sweep ({len(grid)} values x {len(items)} prompts)", total=steps)
+        result = text_sweep(
+            model,
+            tokenizer,
+            items,
+            grid,
+            kind="utility" if utility else "focus",
+            focus_words=words,
+            seeds=seeds,
+            model_name=model_name,
+            progress=lambda n: progress.advance(task, n),
+        )
+    return result, model_name, f"{len(items)} questions of the aimod fact set"
+
+
+_SHORT = {
+    "exact_match": "exact match",
+    "mc_accuracy": "MC accuracy",
+    "token_agreement": "token agr.",
+    "first_token_agreement": "1st token agr.",
+    "word_rate": "word rate",
+}
+
+
+def _table(result: SweepResult, name: str, kind: str, description: str) -> Table:
+    table = Table(title=f"{name}: {kind} sweep on {description}")
+    table.caption = f"mean [95 % interval] over {result.seeds} seeds"
+    if any(p.predicted for p in result.points):
+        table.caption += "; theory: the exact prediction from the clean logits"
     names = list(result.points[0].measured)
-    if kind == "focus":  # many metrics: one compact cell each, measured/theory/bias
+    vision_focus = kind == "focus" and bool(result.points[0].baseline)
+    if vision_focus:  # many metrics: one compact cell each, measured/theory/bias
         names = [n for n in names if n not in ("accuracy", "mIoU")]
         table.caption = "each cell: measured mean / theory / deterministic bias of the same mean (no noise)"
     table.add_column("sigma" if kind == "utility" else f"focus {result.focus_class!r}", justify="right")
-    for name in names:
-        if kind == "utility":
-            table.add_column(f"{name} % (95 % CI)", justify="right")
-            table.add_column("theory %", justify="right")
+    for metric in names:
+        if vision_focus:
+            table.add_column(f"{metric} %", justify="right")
         else:
-            table.add_column(f"{name} %", justify="right")
+            table.add_column(f"{_SHORT.get(metric, metric)} %", justify="right")
+            if any(metric in p.predicted for p in result.points):
+                table.add_column("theory %", justify="right")
     for p in result.points:
         cells = [f"{p.value:g}"]
-        for name in names:
-            e = p.measured[name]
-            theory = f"{100 * p.predicted[name]:.1f}" if p.predicted else "-"
-            if kind == "utility":
-                cells += [f"{100 * e.mean:5.1f} ({100 * e.low:.1f}-{100 * e.high:.1f})", theory]
+        for metric in names:
+            e = p.measured[metric]
+            theory = f"{100 * p.predicted[metric]:.1f}" if metric in p.predicted else "-"
+            if vision_focus:
+                cells.append(f"{100 * e.mean:.1f}/{theory}/{100 * p.baseline[metric]:.1f}")
             else:
-                cells.append(f"{100 * e.mean:.1f}/{theory}/{100 * p.baseline[name]:.1f}")
+                cells.append(f"{100 * e.mean:.1f} [{100 * e.low:.1f}, {100 * e.high:.1f}]")
+                if any(metric in q.predicted for q in result.points):
+                    cells.append(theory)
         table.add_row(*cells)
-    console.print(table)
-    console.print(
-        f"{loaded.description}. Wrote {paths['json']}, {paths['csv']} and {paths['png']} "
-        f"in {time.perf_counter() - started:.1f} s."
-    )
+    return table

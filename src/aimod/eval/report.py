@@ -19,6 +19,11 @@ _LABELS = {
     "precision": "precision of the focused class",
     "IoU": "IoU of the focused class",
     "mIoU_others": "mIoU of the other classes",
+    "exact_match": "exact match",
+    "mc_accuracy": "multiple-choice accuracy",
+    "token_agreement": "token agreement with clean",
+    "first_token_agreement": "first-token agreement",
+    "word_rate": "answers with a focused word",
 }
 
 
@@ -66,10 +71,14 @@ def plot_sweep(result: SweepResult, path: str | Path) -> None:
         if not all(math.isnan(v) for v in baseline):
             ax.plot(x, baseline, ":", color="C2", label="deterministic bias, same mean")
         ax.set_xlabel("utility sigma" if result.kind == "utility" else f"focus sigma on {result.focus_class!r}")
+        clean = result.clean.get(metric)
+        if isinstance(clean, float):
+            ax.axhline(100 * clean, color="grey", linewidth=0.8, linestyle="-.", label="clean model")
         ax.set_ylabel(f"{_LABELS[metric]} (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="best")
+    for ax in axes.flat[: len(metrics)]:
+        ax.legend(fontsize=6, loc="best")
     title = f"{result.model}: {result.kind} modulation"
     if result.focus_class:
         title += f" of {result.focus_class!r}"
