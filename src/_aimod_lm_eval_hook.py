@@ -1,0 +1,62 @@
+"""Registers aimod's lm-eval model type ``aimod`` as soon as ``lm_eval.models`` is imported.
+
+Loaded at interpreter start by ``aimod-lm-eval.pth``. It imports nothing heavy: it only watches for the
+import of ``lm_eval.models`` and then registers ``aimod.text.harness:AimodLM`` as a lazy entry, the way
+lm-eval registers its own models. lm-eval has no plugin entry point for models (0.4.x), hence this hook.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from importlib.abc import MetaPathFinder
+from types import ModuleType
+from typing import Any
+
+TARGET = "lm_eval.models"
+ENTRY = "aimod.text.harness:AimodLM"
+
+
+def _register(module: ModuleType) -> None:
+    from lm_eval.api.registry import model_registry
+
+    if "aimod" not in model_registry:
+        model_registry.register("aimod", target=ENTRY)
+    mapping = getattr(module, "MODEL_MAPPING", None)
+    if isinstance(mapping, dict):
+        mapping.setdefault("aimod", ENTRY)
+
+
+class _Finder(MetaPathFinder):
+    """Finds ``lm_eval.models`` through the other finders and runs :func:`_register` after it executes."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != TARGET:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader = spec.loader
+        original = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            original(module)
+            try:
+                _register(module)
+            except Exception as error:  # never break lm-eval itself
+                print(f"aimod: could not register the lm-eval model type 'aimod': {error}", file=sys.stderr)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def install() -> None:
+    """Adds the finder once (or registers at once when ``lm_eval.models`` is already imported)."""
+    if TARGET in sys.modules:
+        _register(sys.modules[TARGET])
+    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
