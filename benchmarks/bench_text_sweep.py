@@ -64,9 +64,7 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}"
     )
     print(f"identical completions: {same}")
-    print(
-        f"{args.sigmas} separate runs {s:.2f} s, one grid {g:.2f} s: speed-up {s / g:.2f}x (goal >= 3x)"
-    )
+    print(f"{args.sigmas} separate runs {s:.2f} s, one grid {g:.2f} s: speed-up {s / g:.2f}x (goal >= 3x)")
 
 
 if __name__ == "__main__":
