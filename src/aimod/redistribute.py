@@ -80,6 +80,22 @@ class ModulationBatch:
             self.identity_rows,
         )
 
+    def rows_between(self, start: int, stop: int) -> ModulationBatch:
+        """Rows ``start`` to ``stop - 1`` as a batch of their own.
+
+        Example:
+            >>> ModulationBatch.build([Modulation(sigma=1.0), Modulation()], 2, 3).rows_between(1, 2).identity_rows
+            (0,)
+        """
+        return ModulationBatch(
+            self.sigma[start:stop],
+            self.focus_ids[start:stop],
+            self.focus_sigma[start:stop],
+            self.num_classes,
+            self.uniform_sigma,
+            tuple(r - start for r in self.identity_rows if start <= r < stop),
+        )
+
     def repeat_rows(self, repeats: int) -> ModulationBatch:
         """Each row ``repeats`` times in a row: rows ``b * repeats`` to ``b * repeats + repeats - 1`` are row ``b``.
 

@@ -57,3 +57,10 @@ def test_normalise_takes_the_answer_out_of_a_sentence() -> None:
     assert normalise(" 1,024\n\nmore") == "1024"
     assert normalise(" Addis Ababa (Ethiopia)") == "addis ababa"
     assert normalise("") == ""
+
+
+def test_normalise_handles_dashes_colons_blank_lines_and_apostrophes() -> None:
+    assert normalise(" Paris—the City of Light") == "paris"
+    assert normalise(" \n\nParis") == "paris"
+    assert normalise(" Paris: the city") == "paris"
+    assert normalise(' "children\'s"') == "children's"

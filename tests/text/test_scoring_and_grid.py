@@ -103,3 +103,40 @@ def test_a_grid_equals_separate_runs_and_shares_the_prefill(model: object, token
     assert grid.texts[0] != grid.texts[2]
     with pytest.raises(aimod.InvalidArgumentError, match="modulations"):
         generate_grid(model, tokenizer, prompts, [], noise=noise)
+
+
+def test_beam_search_follows_each_row_s_modulation_in_generate_and_grid(model: object, tokenizer: object) -> None:
+    prompts = ["Paris is", "Iron has the chemical"]
+    noise = KeyedNoise("beams")
+    together = generate(model, tokenizer, prompts, "sigma=2", noise=noise, max_new_tokens=5, chat=False, num_beams=2)
+    alone = [
+        generate(model, tokenizer, [p], "sigma=2", noise=noise, max_new_tokens=5, chat=False, num_beams=2)[0]
+        for p in prompts
+    ]
+    assert together == alone
+    grid = generate_grid(
+        model, tokenizer, prompts, ["sigma=0", "sigma=2"], noise=noise, max_new_tokens=5, chat=False, num_beams=2
+    )
+    assert grid.texts[1] == together
+    with pytest.raises(aimod.InvalidArgumentError, match="num_return_sequences"):
+        generate(model, tokenizer, prompts, "sigma=2", noise=noise, chat=False, num_beams=2, num_return_sequences=2)
+
+
+def test_choice_loglikelihoods_take_focus_words(model: object, tokenizer: object) -> None:
+    contexts, choices = ["The capital of France is"], [["Paris", "Rome"]]
+    plain = choice_loglikelihoods(model, tokenizer, contexts, choices, Modulation(), noise=KeyedNoise("k"))
+    pushed = choice_loglikelihoods(
+        model, tokenizer, contexts, choices, Modulation(focus={"Rome": 50.0}), noise=KeyedNoise("k")
+    )
+    assert pushed[0, 1] > plain[0, 1]
+
+
+def test_long_sequences_are_modulated_in_chunks_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aimod.text.scoring as scoring
+
+    ids, z = torch.randint(0, 30, (5, 7)), torch.randn(5, 7, 30)
+    mods = [Modulation(sigma=1.0), Modulation(), Modulation(sigma=2.0, focus={3: 1.0}), Modulation(), Modulation()]
+    whole = modulate_sequence_logits(z, ids, mods, noise=KeyedNoise("chunks"))
+    monkeypatch.setattr(scoring, "_CHUNK", 7 * 30 * 2)  # two rows per call
+    assert torch.equal(modulate_sequence_logits(z, ids, mods, noise=KeyedNoise("chunks")), whole)
+    assert torch.equal(whole[1], z[1])

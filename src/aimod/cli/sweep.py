@@ -110,7 +110,9 @@ def sweep_command(
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     if text:
-        result, name, description = _text(model_name, kind, focus_class, grid, seeds, samples, columns, console)
+        result, name, description = _text(
+            model_name, kind, focus_class, grid, seeds, samples, no_theory, columns, console
+        )
     else:
         result, name, description = _vision(
             model_name, kind, focus_class, grid, seeds, samples, no_theory, columns, console
@@ -169,6 +171,7 @@ def _text(
     grid: list[float],
     seeds: int,
     samples: int | None,
+    no_theory: bool,
     columns: tuple[Any, ...],
     console: Console,
 ) -> tuple[SweepResult, str, str]:
@@ -196,6 +199,7 @@ def _text(
             focus_words=words,
             seeds=seeds,
             model_name=model_name,
+            predict=not no_theory,
             progress=lambda n: progress.advance(task, n),
         )
     return result, model_name, f"{len(items)} questions of the aimod fact set"

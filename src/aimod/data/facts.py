@@ -1,6 +1,6 @@
 """A short-answer question set for language models: real facts with one unambiguous answer each.
 
-Five categories, 220 items: ``capital`` (60 countries whose capital is not disputed or recently moved),
+Five categories, 220 items: ``capital`` (60 countries whose capital is not disputed, shared or being moved),
 ``symbol`` (40 chemical elements), ``opposite`` (40 words with a clear antonym), ``plural`` (40 English
 nouns, regular and irregular) and ``arithmetic`` (40 sums, differences and products of small integers, their
 answers computed here). Every fact was checked by hand when written; where English allows more than one
@@ -39,8 +39,9 @@ Greece=Athens; Sweden=Stockholm; Norway=Oslo; Denmark=Copenhagen; Finland=Helsin
 Russia=Moscow; Ukraine=Kyiv|Kiev; Romania=Bucharest; Bulgaria=Sofia; Serbia=Belgrade; Croatia=Zagreb;
 Turkey=Ankara; Egypt=Cairo; Kenya=Nairobi; Nigeria=Abuja; Ethiopia=Addis Ababa; Ghana=Accra; Morocco=Rabat;
 Senegal=Dakar; China=Beijing; India=New Delhi; South Korea=Seoul; Thailand=Bangkok; Vietnam=Hanoi;
-Indonesia=Jakarta; the Philippines=Manila; Malaysia=Kuala Lumpur; Pakistan=Islamabad; Bangladesh=Dhaka;
-Iran=Tehran; Iraq=Baghdad; Saudi Arabia=Riyadh; Afghanistan=Kabul; Nepal=Kathmandu; Mongolia=Ulaanbaatar;
+Venezuela=Caracas; the Philippines=Manila; Jamaica=Kingston; Pakistan=Islamabad; Bangladesh=Dhaka;
+Iran=Tehran|Teheran; Iraq=Baghdad; Saudi Arabia=Riyadh; Afghanistan=Kabul; Nepal=Kathmandu;
+Mongolia=Ulaanbaatar|Ulan Bator;
 Australia=Canberra; New Zealand=Wellington; Canada=Ottawa; the United States=Washington|Washington DC|Washington D.C.;
 Mexico=Mexico City; Cuba=Havana; Argentina=Buenos Aires; Brazil=Brasilia|Brasília; Chile=Santiago;
 Peru=Lima; Colombia=Bogota|Bogotá
@@ -102,24 +103,26 @@ class FactItem:
 def normalise(text: str) -> str:
     r"""The answer part of a completion, normalised for exact match.
 
-    Keeps the first line; if it opens with a quote, the quoted text, else the text before the first sentence
-    end or clause mark (``.`` ``!`` ``?`` ``;`` ``(``, and ``,`` unless inside a number); folds case and
-    accents; drops a leading article, quotes and surrounding spaces.
+    Keeps the first non-empty line; if it opens with a double quote, the quoted text; then the text before the
+    first sentence end or clause mark (``.`` ``!`` ``?`` ``;`` ``:`` ``(``, a dash between words, and ``,``
+    unless inside a number); folds case and accents (letters outside Latin script are dropped); drops a
+    leading article, quotes and surrounding spaces.
 
     Example:
         >>> normalise(' Mice. They are small'), normalise(' "cold" or "chilly"'), normalise("The Bogotá!")
         ('mice', 'cold', 'bogota')
-        >>> normalise(" 1,024\n"), normalise(' "children" (plural of child)')
-        ('1024', 'children')
+        >>> normalise(" 1,024\n"), normalise(' "children" (plural of child)'), normalise(" Paris—the city of light")
+        ('1024', 'children', 'paris')
     """
-    text = text.split("\n", 1)[0].strip()
-    quoted = re.match(r"^[\"“'‘]([^\"”'’]*)", text)
+    text = text.strip().split("\n", 1)[0].strip()
+    quoted = re.match(r'^["“]([^"”]*)', text)  # double quotes only: an apostrophe may sit inside the answer
     if quoted:
         text = quoted.group(1)
     text = re.sub(r"(?<=\d),(?=\d)", "", text)  # thousands separators
-    text = re.split(r"[.!?;,](?:\s|$)|[!?;(]", text + " ", maxsplit=1)[0]
+    text = re.sub(r"\s*[—–]\s*|\s+-\s+", " ; ", text)  # dashes between words end the answer
+    text = re.split(r"[.!?;:,](?:\s|$)|[!?;(]", text + " ", maxsplit=1)[0]
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[\"'`*\[\]]", "", text).strip()
+    text = re.sub(r"[\"`*\[\]]", "", text).strip().strip("'")
     text = re.sub(r"^(the|a|an)\s+", "", text)
     return re.sub(r"\s+", " ", text).rstrip(".").strip()
 

@@ -75,6 +75,7 @@ def text_sweep(
     max_new_tokens: int | None = None,
     batch_size: int = 16,
     multiple_choice: bool = True,
+    predict: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> SweepResult:
     """Measures a language model over a grid of utility σ or focus strengths, with 95 % intervals over seeds.
@@ -91,6 +92,7 @@ def text_sweep(
         max_new_tokens: Default 8 for answers to stems (utility), 24 for free answers (focus).
         batch_size: Prompts per ``generate`` call (each with ``len(values)`` rows).
         multiple_choice: Also score the multiple-choice form (utility sweeps).
+        predict: Add the theory's first-token prediction (utility sweeps).
         progress: Called with 1 after each seed's generation grid and each multiple-choice point.
     """
     if kind not in ("utility", "focus"):
@@ -104,6 +106,7 @@ def text_sweep(
     if kind == "focus" and not focus_words:
         raise InvalidArgumentError("focus_words", focus_words, "one or more words for a focus sweep")
     from aimod.text.generation import format_prompts, generate_grid
+    from aimod.text.scoring import next_token_logits
 
     utility = kind == "utility"
     tokens = max_new_tokens or (8 if utility else 24)
@@ -153,12 +156,13 @@ def text_sweep(
             items
         )
         contexts, special = format_prompts(tokenizer, questions, reply_prefix=stems)
-        first = _first_step_logits(model, tokenizer, contexts, batch_size, add_special_tokens=not special)
-        from aimod.theory import agreement_curve
+        if predict:
+            from aimod.theory import agreement_curve
 
-        curve = agreement_curve(first, list(values)).mean(1)
-        for v in range(len(values)):
-            predicted[v]["first_token_agreement"] = float(curve[v])
+            first = next_token_logits(model, tokenizer, contexts, batch_size=batch_size, add_special_tokens=not special)
+            curve = agreement_curve(first, list(values)).mean(1)
+            for v in range(len(values)):
+                predicted[v]["first_token_agreement"] = float(curve[v])
         if multiple_choice:
             from aimod.text.scoring import choice_logits
 
@@ -196,29 +200,3 @@ def text_sweep(
         clean=clean_metrics,
         points=points,
     )
-
-
-def _first_step_logits(
-    model: Any, tokenizer: Any, contexts: list[str], batch_size: int, *, add_special_tokens: bool
-) -> torch.Tensor:
-    """Clean next-token logits after each context (float64), for the theory's first-token prediction."""
-    out = []
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    try:
-        device = next(model.parameters()).device
-        for start in range(0, len(contexts), batch_size):
-            chunk = contexts[start : start + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
-            mask = enc["attention_mask"].to(device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.no_grad():
-                logits = model(
-                    input_ids=enc["input_ids"].to(device), attention_mask=mask, position_ids=positions
-                ).logits
-            out.append(logits[:, -1].double().cpu())
-    finally:
-        tokenizer.padding_side = side
-    return torch.cat(out)

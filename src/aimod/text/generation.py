@@ -200,6 +200,13 @@ def _generate_rows(
     key-value cache that is then repeated for the rows.
     """
     repeats = len(mods[0])
+    if generate_kwargs.get("num_return_sequences", 1) != 1:
+        raise InvalidArgumentError(
+            "num_return_sequences",
+            generate_kwargs["num_return_sequences"],
+            "1 here (one completion per prompt and modulation)",
+            "Call model.generate with an AimLogitsProcessor for several sequences per prompt.",
+        )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad_id is None:
         raise InvalidArgumentError("tokenizer", "a tokenizer with neither a pad nor an eos token", "one with either")
@@ -216,7 +223,7 @@ def _generate_rows(
     processor = AimLogitsProcessor([m for row in mods for m in row], noise=noise, pad_token_id=pad_id)
     kwargs: dict[str, Any] = {}
     with torch.no_grad():
-        if repeats > 1 and ids.shape[1] > 1:
+        if repeats > 1 and ids.shape[1] > 1 and generate_kwargs.get("num_beams", 1) == 1:
             kwargs["past_key_values"] = _shared_prefill(model, ids[:, :-1], mask[:, :-1], repeats)
         out = model.generate(
             input_ids=ids.repeat_interleave(repeats, 0),

@@ -15,8 +15,9 @@ Model arguments (beside every ``hf`` argument such as ``batch_size`` or ``device
 * ``sigma``: utility noise std (default 0);
 * ``focus``: ``word:strength`` pairs separated by ``;`` (lm-eval splits model arguments on commas), words
   expanded to tokens by :func:`aimod.text.token_focus`, or token ids;
-* ``secret``: the noise key (default: ``$AIMOD_SECRET``, else a public key derived from ``seed``, default 0,
-  which suits evaluation and nothing else).
+* ``secret_file``: a file holding the noise key; else ``$AIMOD_SECRET``; else a public key derived from
+  ``seed`` (default 0), which suits evaluation and nothing else. A ``secret`` argument is refused: lm-eval
+  logs its model arguments and writes them into its results.
 
 lm-eval (0.4.x) has no plugin entry point for models, so aimod installs ``aimod-lm-eval.pth``: at interpreter
 start it adds an import hook (no import of lm-eval or torch) that registers ``aimod`` right after
@@ -74,7 +75,10 @@ def parse_focus(text: str | None) -> dict[int | str, float]:
                 "focus", text, "word:strength pairs separated by ';'", "For example focus=paris:3;london:-2."
             ) from None
         word = key.strip()
-        focus[int(word) if word.isascii() and word.isdigit() else word] = strength
+        target: int | str = int(word) if word.isascii() and word.isdigit() else word
+        if target in focus:
+            raise InvalidArgumentError("focus", text, "each word once", f"{word!r} is given twice.")
+        focus[target] = strength
     return focus
 
 
@@ -87,10 +91,17 @@ class AimodLM(HFLM):  # type: ignore[misc]
         pretrained: Any = "smollm2-135m",
         sigma: float = 0.0,
         focus: str | None = None,
-        secret: str | None = None,
+        secret_file: str | None = None,
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
+        if "secret" in kwargs:
+            raise InvalidArgumentError(
+                "secret",
+                "<hidden>",
+                "absent from the model arguments (lm-eval logs them and writes them into its results)",
+                "Set $AIMOD_SECRET or pass secret_file=<path> instead.",
+            )
         modulation = Modulation(sigma=float(sigma), focus=parse_focus(str(focus) if focus is not None else None))
         if pretrained == "smollm2-135m":
             from aimod.text.models import smollm2_folder
@@ -99,7 +110,7 @@ class AimodLM(HFLM):  # type: ignore[misc]
         kwargs.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
         super().__init__(pretrained=pretrained, **kwargs)
         self.modulation = token_focus(self.tokenizer, modulation)
-        self.noise = KeyedNoise(secret or os.environ.get("AIMOD_SECRET") or f"aimod-lm-eval-public-seed-{seed}")
+        self.noise = KeyedNoise(_secret(secret_file, seed))
 
     def _model_call(self, inps: torch.Tensor, attn_mask: Any = None, labels: Any = None) -> torch.Tensor:
         logits: torch.Tensor = super()._model_call(inps, attn_mask, labels)
@@ -119,6 +130,19 @@ class AimodLM(HFLM):  # type: ignore[misc]
         return tokens
 
 
+def _secret(secret_file: str | None, seed: int) -> str:
+    """The noise key: the file's content, else ``$AIMOD_SECRET``, else a public key from ``seed``."""
+    if secret_file is not None:
+        try:
+            text = Path(str(secret_file)).read_text().strip()
+        except OSError as error:
+            raise InvalidArgumentError("secret_file", str(secret_file), "a readable file", str(error)) from None
+        if not text:
+            raise InvalidArgumentError("secret_file", str(secret_file), "a file holding a non-empty secret")
+        return text
+    return os.environ.get("AIMOD_SECRET") or f"aimod-lm-eval-public-seed-{int(seed)}"
+
+
 _UTILS = '''"""Scoring for the aimod fact tasks (written by aimod.text.harness.write_tasks)."""
 from aimod.data.facts import normalise
 
@@ -132,7 +156,7 @@ def exact_match(doc, results):
 def write_tasks(folder: str | Path, *, limit: int | None = None) -> Path:
     r"""Writes the two lm-eval tasks over aimod's fact set (and their data) into ``folder``; returns it.
 
-    The prompt is ``Question: <question>\nAnswer: <stem>``; generation stops at a line break or full stop
+    The prompt is ``Question: <question>\nAnswer: <stem>``; generation stops at a line break (or 8 tokens)
     and is scored by :func:`aimod.data.facts.normalise` exact match; the multiple-choice task scores the
     four choices as continuations of the same prompt.
     """
@@ -165,7 +189,7 @@ def write_tasks(folder: str | Path, *, limit: int | None = None) -> Path:
         + common
         + "output_type: generate_until\n"
         + 'doc_to_target: "{{aliases[0]}}"\n'
-        + "generation_kwargs:\n  until: ['\\n', '.']\n  max_gen_toks: 8\n  do_sample: false\n"
+        + "generation_kwargs:\n  until: ['\\n']\n  max_gen_toks: 8\n  do_sample: false\n"
         + "process_results: !function utils.exact_match\n"
         + "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n"
     )

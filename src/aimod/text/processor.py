@@ -91,6 +91,9 @@ class AimLogitsProcessor:
             reproducible noise at every step.
         pad_token_id: Leading tokens equal to it are left padding and not part of the prefix.
 
+    With one modulation per input row, ``generate``'s expansion of each row into ``num_beams`` (or
+    ``num_return_sequences``) consecutive rows is followed: each expanded row keeps its input row's modulation.
+
     Every call digests each row's whole prefix afresh, in O(B·T) tensor ops on the scores' device (no host
     sync): rows may be reordered between steps (beam search) and one processor may serve many ``generate``
     calls, and neither can give a row another row's key.
@@ -131,7 +134,16 @@ class AimLogitsProcessor:
     def _plan(self, batch: int, vocab: int, device: torch.device) -> ModulationBatch:
         key = (batch, vocab, str(device))
         if key not in self._plans:
-            self._plans[key] = ModulationBatch.build(self.modulation, batch, vocab).to(device)
+            rows = self.modulation
+            per_row = (
+                len(rows) if isinstance(rows, Sequence) else rows.batch_size if isinstance(rows, ModulationBatch) else 0
+            )
+            if per_row and batch != per_row and batch % per_row == 0:
+                # beam search and num_return_sequences expand each input row into consecutive rows
+                plan = ModulationBatch.build(rows, per_row, vocab).repeat_rows(batch // per_row)
+            else:
+                plan = ModulationBatch.build(rows, batch, vocab)
+            self._plans[key] = plan.to(device)
         return self._plans[key]
 
     def _keys(self, input_ids: Tensor) -> Tensor:

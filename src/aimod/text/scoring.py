@@ -22,7 +22,9 @@ from aimod.noise import NoiseSource
 from aimod.redistribute import ModulationBatch, modulate_logits
 from aimod.text.processor import prefix_keys
 
-__all__ = ["ChoiceLogits", "choice_loglikelihoods", "choice_logits", "modulate_sequence_logits"]
+_CHUNK = 1 << 24  # logits per modulation call in modulate_sequence_logits (64 MB of float32)
+
+__all__ = ["ChoiceLogits", "choice_loglikelihoods", "choice_logits", "modulate_sequence_logits", "next_token_logits"]
 
 
 def modulate_sequence_logits(
@@ -62,10 +64,16 @@ def modulate_sequence_logits(
     plan = ModulationBatch.build(modulation, batch, vocab)
     if plan.is_identity:
         return logits.clone()
-    expanded = plan.repeat_rows(steps)
-    keys = prefix_keys(input_ids, pad_token_id).reshape(-1)
-    out = modulate_logits(logits.reshape(batch * steps, vocab), expanded, noise=noise, keys=keys, check_finite=False)
-    return out.view(batch, steps, vocab)
+    keys = prefix_keys(input_ids, pad_token_id)
+    out = torch.empty_like(logits)
+    rows = max(1, _CHUNK // (steps * vocab))  # bounds the noise's temporaries, whatever the batch
+    for start in range(0, batch, rows):
+        stop = min(start + rows, batch)
+        part = plan.rows_between(start, stop).repeat_rows(steps)
+        z = logits[start:stop].reshape(-1, vocab)
+        modulated = modulate_logits(z, part, noise=noise, keys=keys[start:stop].reshape(-1), check_finite=False)
+        out[start:stop] = modulated.view(stop - start, steps, vocab)
+    return out
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,10 @@ class ChoiceLogits:
     """``(N, width)``: items and the largest number of choices."""
 
     def loglikelihoods(self, modulation: Modulation, *, noise: NoiseSource) -> Tensor:
-        """``(N, width)`` float64 summed log-probabilities of each choice under ``modulation`` (``-inf`` pads)."""
+        """``(N, width)`` float64 summed log-probabilities of each choice under ``modulation`` (``-inf`` pads).
+
+        Focus keys must be token ids here (:func:`aimod.text.token_focus` turns words into them).
+        """
         z = modulate_logits(self.logits, modulation, noise=noise, keys=self.keys, check_finite=False)
         logprobs = torch.log_softmax(z.double(), dim=-1)
         token_scores = logprobs[self.row, self.target]
@@ -180,7 +191,39 @@ def choice_loglikelihoods(
     summed from the modulated logits; ``argmax(1)`` is the model's multiple-choice answer. To score many
     modulations, build :func:`choice_logits` once and call its ``loglikelihoods``.
     """
+    from aimod.text.focus import token_focus
+
     scored = choice_logits(
         model, tokenizer, contexts, choices, batch_size=batch_size, add_special_tokens=add_special_tokens
     )
-    return scored.loglikelihoods(modulation, noise=noise)
+    return scored.loglikelihoods(token_focus(tokenizer, Modulation.coerce(modulation)), noise=noise)
+
+
+def next_token_logits(
+    model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int = 16, add_special_tokens: bool = False
+) -> Tensor:
+    """Clean logits of the token after each text, float64 ``(N, V)``: the first decoding step's decision.
+
+    Texts are left-padded in batches with the position ids generation uses, so each row is the logits
+    ``generate`` starts from. The theory turns them into exact first-token probabilities.
+    """
+    out = []
+    side, pad_token = tokenizer.padding_side, tokenizer.pad_token
+    tokenizer.padding_side = "left"
+    if pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    try:
+        device = next(model.parameters()).device
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
+            mask = enc["attention_mask"].to(device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.no_grad():
+                logits = model(
+                    input_ids=enc["input_ids"].to(device), attention_mask=mask, position_ids=positions
+                ).logits
+            out.append(logits[:, -1].double().cpu())
+    finally:
+        tokenizer.padding_side, tokenizer.pad_token = side, pad_token
+    return torch.cat(out)
