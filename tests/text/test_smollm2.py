@@ -148,3 +148,22 @@ def test_aimod_sweep_runs_text_sweeps_for_smollm2(
     assert focus.exit_code == 0, focus.output
     rates = [p["measured"]["word_rate"]["mean"] for p in json.loads((out / "focus-capital.json").read_text())["points"]]
     assert rates[0] < rates[1]  # suppressing "capital" removes it from (most) answers that used it
+
+
+@pytest.mark.slow
+def test_calibrate_smollm2_tiers_from_unlabelled_prompts(
+    smollm2: tuple[object, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    from aimod.calibrate import calibrate
+
+    monkeypatch.setenv("AIMOD_CACHE", str(Path(smollm2[0].name_or_path).parent))
+    result = calibrate("smollm2-135m", ["standard=0.8", "free=0.4"], samples=8, keys=1, max_new_tokens=12)
+    standard, free = result.tiers
+    assert 0 < standard.sigma < free.sigma
+    assert standard.sigma_low <= standard.sigma <= standard.sigma_high
+    assert abs(free.predicted - 0.4) < 0.1
+    assert result.num_classes == 49152
+    assert result.weights_sha256.startswith("sha256:")
+    assert result.extra["first_step_sigma"]["free"] > free.sigma  # a completion agrees less than one step

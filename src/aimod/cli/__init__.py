@@ -34,9 +34,11 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from aimod.cli.calibrate import calibrate_command
     from aimod.cli.demo import demo
     from aimod.cli.sweep import sweep_command
 
+    cli.add_command(calibrate_command)
     cli.add_command(demo)
     cli.add_command(sweep_command)
 

@@ -1,0 +1,34 @@
+"""A model's identity: a SHA-256 over its weights, so a tiers file can say which model it was computed for."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import nn
+
+__all__ = ["weights_hash"]
+
+
+def weights_hash(model: nn.Module) -> str:
+    """``"sha256:<hex>"`` over every parameter and buffer: name, dtype, shape and bytes, in name order.
+
+    The same weights give the same hash on any machine and device; one changed value changes it. Tied
+    weights (an embedding shared with the output layer) count once per name.
+
+    Example:
+        >>> a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+        >>> _ = b.load_state_dict(a.state_dict())
+        >>> weights_hash(a) == weights_hash(b), weights_hash(a).startswith("sha256:")
+        (True, True)
+        >>> with torch.no_grad():
+        ...     b.bias[0] += 1e-6
+        >>> weights_hash(a) == weights_hash(b)
+        False
+    """
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict(keep_vars=False).items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return "sha256:" + h.hexdigest()

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from aimod import Modulation, SeededNoise, modulate_logits
+from aimod.calibrate import calibrate_logits, focus_effect, load_tiers
+from aimod.calibrate.vision import interval
+from aimod.cli import cli
+from aimod.data import classifier_logits
+
+
+def _agreement(z: torch.Tensor, modulation: Modulation, seeds: int = 4) -> float:
+    clean = z.argmax(1)
+    runs = [
+        float((modulate_logits(z, modulation, noise=SeededNoise(s)).argmax(1) == clean).double().mean())
+        for s in range(seeds)
+    ]
+    return sum(runs) / seeds
+
+
+def test_calibrated_tiers_hold_on_held_out_logits_from_the_same_model() -> None:
+    z, _ = classifier_logits(8000, 10, seed=1)
+    calibration, held_out = z[:4000], z[4000:]
+    tiers = calibrate_logits(calibration, {"premium": 1.0, "standard": 0.9, "free": 0.5})
+    assert tiers[0].sigma == 0.0
+    assert tiers[1].sigma < tiers[2].sigma
+    for t in tiers[1:]:
+        assert t.predicted == pytest.approx(t.target, abs=1e-4)
+        assert t.low < t.target < t.high
+        assert abs(_agreement(held_out, Modulation(sigma=t.sigma)) - t.target) < 0.015
+
+
+def test_intervals_count_images_not_pixels_when_grouped() -> None:
+    values = torch.cat([torch.full((100,), 0.2), torch.full((100,), 0.9)])
+    groups = torch.arange(2).repeat_interleave(100)
+    mean, low, high = interval(values, groups)
+    assert mean == pytest.approx(0.55)
+    assert high - low > 0.5 > interval(values)[2] - interval(values)[1]
+
+
+def test_focus_effect_matches_a_monte_carlo_measurement() -> None:
+    z, _ = classifier_logits(4000, 10, seed=2)
+    effect = focus_effect(z, 1.5, {4: 3.0})
+    others = z.argmax(1) != 4
+    measured = []
+    for s in range(4):
+        out = modulate_logits(z, Modulation(sigma=1.5, focus={4: 3.0}), noise=SeededNoise(s)).argmax(1)
+        measured.append(float((out[others] == z.argmax(1)[others]).double().mean()))
+    assert effect["others_with"] == pytest.approx(sum(measured) / 4, abs=0.01)
+    assert effect["others_with"] < effect["others_without"]
+    tiers = calibrate_logits(z, {"standard": 0.8}, focus={4: 3.0})  # the theory holds a tier under focus
+    assert _mean_with_focus(z, tiers[0].sigma) == pytest.approx(0.8, abs=0.015)
+
+
+def _mean_with_focus(z: torch.Tensor, sigma: float) -> float:
+    return _agreement(z, Modulation(sigma=sigma, focus={4: 3.0}))
+
+
+def test_aimod_calibrate_writes_a_tiers_file_for_resnet_fashion(tmp_path: Path) -> None:
+    out = tmp_path / "tiers.toml"
+    args = ["calibrate", "--model", "resnet-fashion", "--tier", "free=0.5", "--tier", "standard=0.9", "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--samples", "1000"])
+    assert result.exit_code == 0, result.output
+    tiers = load_tiers(out)
+    assert tiers.model == "resnet-fashion"
+    assert tiers.samples == 1000
+    assert tiers.num_classes == 10
+    assert [t.name for t in tiers.tiers] == ["free", "standard"]
+    assert tiers.tier("free").sigma > tiers.tier("standard").sigma > 0
+    assert tiers.weights_sha256 == RESNET_FASHION_SHA256  # the committed weights, unchanged
+    assert "free" in result.output
+
+
+RESNET_FASHION_SHA256 = "sha256:e791dccbe54b6840a9b010833ac61231f8b7f39a04f12a7413445aad19753472"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tier", "free=0.05"], "(1/K, 1]"),
+        (["--tier", "free=0.5", "--tier", "standard=0.9", "--tier", "basic=0.7"], "strictly increasing"),
+        (["--tier", "free"], "NAME=TARGET"),
+    ],
+)
+def test_aimod_calibrate_rejects_bad_targets(args: list[str], message: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["calibrate", "--model", "resnet-fashion", *args, "--out", str(tmp_path / "t.toml")]
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "t.toml").exists()
+
+
+def test_aimod_calibrate_rejects_unknown_models() -> None:
+    result = CliRunner().invoke(cli, ["calibrate", "--model", "resnet-99", "--tier", "free=0.5"])
+    assert result.exit_code == 2
+    assert "resnet-99" in result.output

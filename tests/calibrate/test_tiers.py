@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from aimod import InvalidArgumentError
+from aimod.calibrate import Calibration, Tier, check_targets, load_tiers, parse_tiers, save_tiers
+from aimod.errors import InvalidTargetError
+
+
+def test_parse_tiers_keeps_order_and_rejects_malformed_items() -> None:
+    assert list(parse_tiers(["b=0.9", "a=0.5"])) == ["b", "a"]
+    assert parse_tiers({"x": 1}) == {"x": 1.0}
+    cases = [
+        (["free"], "NAME=TARGET"),
+        (["a=0.5", "a=0.6"], "each tier name once"),
+        (["a=high"], "target of tier 'a'"),
+        (["a b=0.5"], "tier name"),
+        ([], "at least one"),
+    ]
+    for bad, match in cases:
+        with pytest.raises(InvalidTargetError, match=match):
+            parse_tiers(bad)
+
+
+@pytest.mark.parametrize(
+    ("targets", "match"),
+    [
+        ({"free": 0.1}, r"\(1/K, 1\] = \(0.1, 1\]"),
+        ({"free": 1.01}, "1/K, 1"),
+        ({"free": math.nan}, "1/K, 1"),
+        ({"a": 0.9, "b": 0.5, "c": 0.7}, "strictly increasing or"),
+        ({"a": 0.9, "b": 0.9}, "strictly increasing or"),
+    ],
+)
+def test_check_targets_rejects_out_of_range_and_non_monotone_tiers(targets: dict[str, float], match: str) -> None:
+    with pytest.raises(InvalidTargetError, match=match):
+        check_targets(targets, num_classes=10)
+
+
+def test_monotone_tiers_in_either_order_are_fine() -> None:
+    check_targets({"premium": 1.0, "free": 0.5}, 10)
+    check_targets({"free": 0.5, "premium": 1.0}, 10)
+
+
+def _calibration() -> Calibration:
+    return Calibration(
+        model="resnet-fashion",
+        weights_sha256="sha256:abc",
+        num_classes=10,
+        metric="agreement",
+        method="theory",
+        inputs="test images",
+        samples=5000,
+        date="2026-11-24T00:00:00+00:00",
+        tiers=(Tier("premium", 1.0, 0.0, 1.0, 1.0, 1.0), Tier("free", 0.5, 6.2, 0.5, 0.49, 0.51, 5.9, 6.5)),
+        extra={"keys": 2},
+    )
+
+
+def test_tiers_file_round_trips(tmp_path: Path) -> None:
+    path = save_tiers(_calibration(), tmp_path / "sub" / "tiers.toml")
+    text = path.read_text()
+    assert text.startswith("# aimod tiers file")
+    assert "[tiers.free]" in text
+    assert not list(tmp_path.glob("**/*.partial"))
+    loaded = load_tiers(path)
+    assert loaded == _calibration()
+    assert loaded.tier("free").sigma == 6.2
+    with pytest.raises(InvalidArgumentError, match="one of"):
+        loaded.tier("gold")
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda t: t.replace('name = "resnet-fashion"\n', ""), "model.name in"),
+        (lambda t: t.replace("sigma = 6.2", "sigma = -1.0"), r"tiers.free.sigma in .* must be a finite number >= 0"),
+        (lambda t: t.replace("sigma = 6.2", 'sigma = "big"'), "tiers.free.sigma in .* must be a number"),
+        (lambda t: t.replace("[tiers.free]", "[tiers.free"), "valid TOML"),
+        (lambda t: t.split("[tiers.premium]")[0], "tiers in"),
+    ],
+)
+def test_bad_tiers_files_name_the_field(tmp_path: Path, edit: object, match: str) -> None:
+    path = save_tiers(_calibration(), tmp_path / "tiers.toml")
+    path.write_text(edit(path.read_text()))  # type: ignore[operator]
+    with pytest.raises(InvalidArgumentError, match=match):
+        load_tiers(path)
+    with pytest.raises(InvalidArgumentError, match="readable file"):
+        load_tiers(tmp_path / "missing.toml")
