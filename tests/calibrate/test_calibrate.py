@@ -99,3 +99,21 @@ def test_aimod_calibrate_rejects_unknown_models() -> None:
     result = CliRunner().invoke(cli, ["calibrate", "--model", "resnet-99", "--tier", "free=0.5"])
     assert result.exit_code == 2
     assert "resnet-99" in result.output
+
+
+def test_aimod_calibrate_checks_the_output_path_before_calibrating(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    result = CliRunner().invoke(
+        cli,
+        ["calibrate", "--model", "resnet-fashion", "--tier", "free=0.5", "--out", str(tmp_path / "afile" / "t.toml")],
+    )
+    assert result.exit_code == 2
+    assert "must be a file path" in result.output
+
+
+def test_a_target_of_one_under_focus_is_checked_not_assumed() -> None:
+    from aimod.errors import InvalidTargetError
+
+    z, _ = classifier_logits(2000, 10, seed=0)
+    with pytest.raises(InvalidTargetError):
+        calibrate_logits(z, {"premium": 1.0, "free": 0.5}, focus={3: 4.0})

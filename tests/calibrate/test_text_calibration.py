@@ -18,6 +18,7 @@ def test_solve_and_interpolate_in_log_sigma() -> None:
     assert _at(sigmas, curve, 10**-0.5) == pytest.approx(0.7)
     assert _at(sigmas, curve, 0.0) == 1.0
     assert _solve(sigmas, curve, 0.05) == 10.0  # beyond the grid: its end
+    assert _solve(sigmas, curve, 0.99) == 0.1  # never 0 (the clean model)
     bumpy = torch.tensor([0.9, 0.95, 0.1], dtype=torch.float64)  # measured noise: made non-increasing first
     assert _solve(sigmas, bumpy, 0.5) == pytest.approx(_solve(sigmas, torch.tensor([0.9, 0.9, 0.1]), 0.5))
 

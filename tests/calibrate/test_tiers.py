@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from aimod import InvalidArgumentError
-from aimod.calibrate import Calibration, Tier, check_targets, load_tiers, parse_tiers, save_tiers
+from aimod.calibrate import Calibration, Tier, check_model, check_targets, load_tiers, parse_tiers, save_tiers, validate
 from aimod.errors import InvalidTargetError
 
 
@@ -18,6 +18,8 @@ def test_parse_tiers_keeps_order_and_rejects_malformed_items() -> None:
         (["a=0.5", "a=0.6"], "each tier name once"),
         (["a=high"], "target of tier 'a'"),
         (["a b=0.5"], "tier name"),
+        (["premıum=0.5"], "tier name"),
+        (["free=0.5", "FREE=0.6"], "ignoring case"),
         ([], "at least one"),
     ]
     for bad, match in cases:
@@ -48,7 +50,7 @@ def test_monotone_tiers_in_either_order_are_fine() -> None:
 def _calibration() -> Calibration:
     return Calibration(
         model="resnet-fashion",
-        weights_sha256="sha256:abc",
+        weights_sha256="sha256:" + "ab" * 32,
         num_classes=10,
         metric="agreement",
         method="theory",
@@ -65,7 +67,7 @@ def test_tiers_file_round_trips(tmp_path: Path) -> None:
     text = path.read_text()
     assert text.startswith("# aimod tiers file")
     assert "[tiers.free]" in text
-    assert not list(tmp_path.glob("**/*.partial"))
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["tiers.toml"]
     loaded = load_tiers(path)
     assert loaded == _calibration()
     assert loaded.tier("free").sigma == 6.2
@@ -77,9 +79,24 @@ def test_tiers_file_round_trips(tmp_path: Path) -> None:
     ("edit", "match"),
     [
         (lambda t: t.replace('name = "resnet-fashion"\n', ""), "model.name in"),
-        (lambda t: t.replace("sigma = 6.2", "sigma = -1.0"), r"tiers.free.sigma in .* must be a finite number >= 0"),
+        (lambda t: t.replace("sigma = 6.2", "sigma = -1.0"), r"tiers.free.sigma in .* must be 0 for a target of 1"),
         (lambda t: t.replace("sigma = 6.2", 'sigma = "big"'), "tiers.free.sigma in .* must be a number"),
-        (lambda t: t.replace("[tiers.free]", "[tiers.free"), "valid TOML"),
+        (lambda t: t.replace("sigma = 6.2", "sigma = nan"), "tiers.free.sigma in .* must be a finite number"),
+        (lambda t: t.replace("sigma = 6.2", "sigma = 0.0"), "tiers.free.sigma in .* must be 0 for a target of 1"),
+        (lambda t: t.replace("target = 0.5", "target = 7.0"), "target of tier 'free'"),
+        (lambda t: t.replace("target = 0.5", "target = nan"), "tiers.free.target in .* finite"),
+        (lambda t: t.replace("low = 0.49", "low = 0.99"), "low <= predicted <= high"),
+        (lambda t: t.replace("predicted = 0.5\n", "predicted = inf\n"), "tiers.free.predicted in .* finite"),
+        (lambda t: t.replace("sigma = 0.0\n", "sigma = 5.0\n", 1), "tiers.premium.sigma in"),
+        (lambda t: t.replace("[tiers.free]", '[tiers."fr ee"]'), "tier name"),
+        (lambda t: t.replace("[tiers.free]", "[tiers.Premium]"), "tier name"),
+        (lambda t: t.replace("num_classes = 10", "num_classes = -3"), "model.num_classes in"),
+        (lambda t: t.replace("samples = 5000", "samples = 0"), "calibration.samples in"),
+        (lambda t: t.replace('weights_sha256 = "sha256:', 'weights_sha256 = "xx256:'), "weights_sha256 in"),
+        (lambda t: t.replace("sigma_low = 5.9", "sigmaa = 1"), r"tiers.free in .* only the keys"),
+        (lambda t: t.replace("sigma_low = 5.9", 'sigma_low = "nan"'), "tiers.free.sigma_low in .* must be a number"),
+        (lambda t: t.replace("keys = 2", "keys = 2\n[oops]"), "calibration.settings|top level"),
+        (lambda t: t.replace("[tiers.free]", "[tiers.free"), "valid UTF-8 TOML"),
         (lambda t: t.split("[tiers.premium]")[0], "tiers in"),
     ],
 )
@@ -88,5 +105,36 @@ def test_bad_tiers_files_name_the_field(tmp_path: Path, edit: object, match: str
     path.write_text(edit(path.read_text()))  # type: ignore[operator]
     with pytest.raises(InvalidArgumentError, match=match):
         load_tiers(path)
+
+
+def test_unreadable_or_non_utf8_files_are_clean_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="readable file"):
         load_tiers(tmp_path / "missing.toml")
+    (tmp_path / "latin.toml").write_bytes(b"[model]\nname = '\xe9'\n")
+    with pytest.raises(InvalidArgumentError, match="UTF-8"):
+        load_tiers(tmp_path / "latin.toml")
+
+
+def test_a_lower_tier_never_gets_a_smaller_sigma() -> None:
+    calibration = _calibration()
+    swapped = Calibration(
+        **{**calibration.__dict__, "tiers": (Tier("standard", 0.9, 7.0, 0.9, 0.89, 0.91), calibration.tiers[1])}
+    )
+    with pytest.raises(InvalidArgumentError, match="greater than tier 'standard'"):
+        validate(swapped)
+
+
+def test_save_leaves_nothing_behind_when_it_cannot_write(tmp_path: Path) -> None:
+    (tmp_path / "dir.toml").mkdir()
+    with pytest.raises(InvalidArgumentError, match="writable file path"):
+        save_tiers(_calibration(), tmp_path / "dir.toml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.toml"]
+
+
+def test_check_model_refuses_a_file_for_another_model() -> None:
+    calibration = _calibration()
+    check_model(calibration, "resnet-fashion", "sha256:" + "ab" * 32, 10)
+    with pytest.raises(InvalidArgumentError, match=r"model\.weights_sha256"):
+        check_model(calibration, "resnet-fashion", "sha256:" + "cd" * 32, 10)
+    with pytest.raises(InvalidArgumentError, match=r"model\.name"):
+        check_model(calibration, "efficientnet-lite0", "sha256:" + "ab" * 32, 10)

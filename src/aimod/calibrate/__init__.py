@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from aimod.calibrate.run import calibrate
 from aimod.calibrate.text import calibrate_text
-from aimod.calibrate.tiers import Calibration, Tier, check_targets, load_tiers, parse_tiers, save_tiers
+from aimod.calibrate.tiers import (
+    Calibration,
+    Tier,
+    check_model,
+    check_targets,
+    load_tiers,
+    parse_tiers,
+    save_tiers,
+    validate,
+)
 from aimod.calibrate.vision import calibrate_logits, focus_effect
 from aimod.models.identity import weights_hash
 
@@ -21,10 +30,12 @@ __all__ = [
     "calibrate",
     "calibrate_logits",
     "calibrate_text",
+    "check_model",
     "check_targets",
     "focus_effect",
     "load_tiers",
     "parse_tiers",
     "save_tiers",
+    "validate",
     "weights_hash",
 ]

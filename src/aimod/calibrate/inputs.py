@@ -3,9 +3,10 @@
 Calibration never uses labels. Each model has two disjoint parts:
 
 * ``resnet-fashion``: Fashion-MNIST test images 0-4999 (calibration) and 5000-9999 (held out);
-* ``segformer-scenes``: generated held-out scenes 1000+ (calibration) and 0+ (held out), per-pixel rows;
-* ``efficientnet-lite0`` and ``hf:`` classifiers: seeded random crops (45-100 % of the side, mirrored at
-  random) of the bundled photos; even crops calibrate, odd crops are held out (new views of the same photos);
+* ``segformer-scenes``: generated test-split scenes 100000+ (calibration) and 0+ (held out), per-pixel rows;
+* ``efficientnet-lite0`` and ``hf:`` classifiers: 2000 seeded random crops (45-100 % of the side, mirrored at
+  random) of the bundled photos; even crops calibrate, odd crops are held out. Only 18 photos exist offline,
+  so the held-out crops are new views of the same photos, not new photos; intervals count photos, not crops;
 * language models: the questions of :mod:`aimod.data.facts`, even items calibrate, odd items are held out.
 """
 
@@ -35,7 +36,7 @@ class LogitRows:
     logits: Tensor
     """``(N, K)`` float32; pixels are rows for a segmenter."""
     groups: Tensor | None
-    """``(N,)`` the input (image) of each row, for segmenters; None when rows are inputs."""
+    """``(N,)`` the independent unit of each row (a segmenter's image, a crop's photo); None when rows are."""
     inputs: int
     """Inputs (images) behind the rows."""
     description: str
@@ -74,6 +75,7 @@ def logit_rows(loaded: object, part: Part, count: int | None = None) -> LogitRow
     _check_part(part)
     if not isinstance(loaded, LoadedModel):
         raise InvalidArgumentError("loaded", type(loaded).__name__, "a LoadedModel from aimod.models.load")
+    units: Tensor | None = None
     if loaded.name == "resnet-fashion":
         from aimod.data.fashion_mnist import load_fashion_mnist
 
@@ -86,26 +88,27 @@ def logit_rows(loaded: object, part: Part, count: int | None = None) -> LogitRow
         from aimod.data.scenes import make_scenes
 
         n = count or 100
-        start = 1000 if part == "calibration" else 0
+        start = 100_000 if part == "calibration" else 0  # the evaluation scenes start at 0
         images, _ = make_scenes(n, split="test", start=start)
         inputs = loaded.preprocess(images)
-        description = f"generated scenes {start}-{start + n - 1} (held-out split), per pixel, labels unused"
+        description = f"generated scenes {start}-{start + n - 1} of the test split, per pixel, labels unused"
     else:
         from aimod.data.photos import PHOTOS
 
-        n = count or 720
+        n = count or 2000
         crops = photo_crops(2 * n, seed=0)
         chosen = crops[0::2] if part == "calibration" else crops[1::2]
         inputs = loaded.preprocess(chosen)
         kind = "even" if part == "calibration" else "odd"
         description = f"{n} random crops ({kind}) of the {len(PHOTOS)} bundled photos, labels unused"
+        units = torch.arange(n) % len(PHOTOS)  # crops 2k and 2k + 1 show photo k mod 18
     cached = cache_logits(loaded.logits, inputs, None, loaded.id2label)
     logits = cached.logits
     if logits.ndim == 4:  # (N, K, H, W) -> pixel rows, grouped by image
         groups = torch.arange(len(logits)).repeat_interleave(logits.shape[-2] * logits.shape[-1])
         rows = logits.movedim(1, -1).reshape(-1, logits.shape[1])
         return LogitRows(rows, groups, len(logits), description)
-    return LogitRows(logits, None, len(logits), description)
+    return LogitRows(logits, units, len(logits), description)
 
 
 def calibration_items(part: Part, count: int | None = None) -> tuple[FactItem, ...]:

@@ -11,10 +11,12 @@ with σ than one step's. The method:
    to the largest σ₀, for every tier at once (one :func:`aimod.text.generate_grid` per key, rows =
    prompts x σ), under ``keys`` different noise keys; agreement is the token agreement with the clean completion
    (:func:`aimod.eval.text.token_agreement`), averaged over prompts and keys.
-3. **Fit**: the measured curve, made non-increasing, is interpolated linearly in log σ and solved for the
-   target; σ x 0.85 and x 1.15 around each solution (``rounds=2``) are measured and the fit repeated.
+3. **Fit**: the grid is extended (σ / 4 below, σ x 2 above) until it brackets every target; the measured
+   curve, made non-increasing, is interpolated linearly in log σ and solved for the target; σ x 0.85 and
+   x 1.15 around each solution (``rounds=2``) are measured and the fit repeated.
 4. **Intervals**: the prompts are resampled (bootstrap, 200 draws); each draw gives a σ for the target and
-   an agreement at the chosen σ, whose 2.5 and 97.5 percentiles are the intervals recorded.
+   an agreement at the chosen σ, whose 2.5 and 97.5 percentiles are the intervals recorded. The noise keys
+   are not resampled, so with few keys the intervals are somewhat narrow.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ import torch
 from torch import Tensor
 
 from aimod.calibrate.tiers import Tier, check_targets
+from aimod.errors import InvalidArgumentError, InvalidTargetError
 from aimod.modulation import Modulation
 from aimod.noise import KeyedNoise
 
 __all__ = ["calibrate_text", "measure_token_agreement"]
+
+_EXTENSIONS = 8  # grid extensions (each /4 below or x2 above) before a target is declared out of reach
 
 
 def measure_token_agreement(
@@ -70,10 +75,14 @@ def measure_token_agreement(
 
 
 def _solve(sigmas: Tensor, curve: Tensor, target: float) -> float:
-    """σ where a decreasing curve (over increasing σ > 0) crosses ``target``; linear in log σ."""
-    curve = torch.cummin(curve, 0).values  # non-increasing
+    """σ where a non-increasing curve (over increasing σ > 0) crosses ``target``; linear in log σ.
+
+    Outside the measured range the nearest end is returned (the caller extends the grid first, so this
+    happens only in bootstrap draws); never 0, which would be the clean model.
+    """
+    curve = torch.cummin(curve, 0).values
     if target >= float(curve[0]):
-        return float(sigmas[0]) * float(curve[0] >= target)
+        return float(sigmas[0])
     if target <= float(curve[-1]):
         return float(sigmas[-1])
     hi = int(torch.nonzero(curve <= target)[0])
@@ -136,6 +145,8 @@ def calibrate_text(
     from aimod.text.scoring import next_token_logits
 
     check_targets(targets, int(model.config.vocab_size))
+    if grid < 2 or keys < 1 or bootstrap < 10:
+        raise InvalidArgumentError("grid, keys, bootstrap", (grid, keys, bootstrap), "at least 2, 1 and 10")
     key_names = [f"aimod-calibration-key-{k}" for k in range(keys)]
     clean = generate_grid(
         model, tokenizer, prompts, [Modulation()], noise=KeyedNoise("clean"), max_new_tokens=max_new_tokens,
@@ -148,7 +159,7 @@ def calibrate_text(
     measured: dict[float, Tensor] = {}  # sigma -> (P,) agreement per prompt
 
     def measure(sigmas: list[float]) -> None:
-        new = sorted({round(s, 6) for s in sigmas if s > 0} - set(measured))
+        new = sorted({float(f"{s:.6g}") for s in sigmas if s > 0} - set(measured))
         if new:
             table = measure_token_agreement(
                 model, tokenizer, prompts, new, keys=key_names, clean=clean, max_new_tokens=max_new_tokens,
@@ -166,6 +177,25 @@ def calibrate_text(
     if positive:  # one geometric grid for all tiers, from 0.03 x the smallest start to the largest start
         low, high = 0.03 * min(positive), max(positive)
         measure([low * (high / low) ** (i / (grid - 1)) for i in range(grid)])
+        wanted = [t for t in targets.values() if t < 1]
+        for _ in range(_EXTENSIONS):  # the grid must bracket every target: extend it where it does not
+            sigmas, curve = fit()
+            curve = torch.cummin(curve, 0).values
+            if max(wanted) >= float(curve[0]):
+                measure([float(sigmas[0]) / 4])
+            elif min(wanted) <= float(curve[-1]):
+                measure([float(sigmas[-1]) * 2])
+            else:
+                break
+        else:
+            sigmas, curve = fit()
+            raise InvalidTargetError(
+                "tiers",
+                {k: v for k, v in targets.items() if v < 1},
+                f"targets the measured token agreement can reach: between {float(curve.min()):.3f} (at sigma "
+                f"{float(sigmas[-1]):.3g}) and {float(curve.max()):.3f} (at sigma {float(sigmas[0]):.3g})",
+                "Use fewer new tokens or more prompts, or targets further from 1 and from chance.",
+            )
     solution = {name: _solve(*fit(), t) if t < 1 else 0.0 for name, t in targets.items()}
     if rounds >= 2:
         measure([s * f for s in solution.values() if s > 0 for f in (0.85, 1.15)])

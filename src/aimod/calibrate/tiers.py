@@ -4,7 +4,8 @@ An owner asks for tiers by target, the expected agreement of the tier's decision
 (``premium=1.0 standard=0.9 basic=0.7 free=0.5``); calibration finds each tier's σ. The tiers file records,
 per tier, σ, the target, the predicted agreement and its 95 % interval, and for the whole file the model's
 identity (a SHA-256 of its weights), the calibration inputs and their number, the method and the date. The
-server reads it with :func:`load_tiers`.
+server (coming) reads it with :func:`load_tiers`, which checks every invariant (:func:`validate`) so that a
+damaged or edited file cannot hand a tenant a better tier than its key grants.
 
 Example:
     >>> targets = parse_tiers(["premium=1.0", "standard=0.9", "free=0.5"])
@@ -21,7 +22,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import re
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +33,21 @@ from typing import Any
 
 from aimod.errors import InvalidArgumentError, InvalidTargetError
 
-__all__ = ["Calibration", "Tier", "check_targets", "load_tiers", "parse_tiers", "save_tiers"]
+__all__ = [
+    "Calibration",
+    "Tier",
+    "check_model",
+    "check_targets",
+    "load_tiers",
+    "parse_tiers",
+    "save_tiers",
+    "validate",
+]
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+_TIER_KEYS = {"target", "sigma", "predicted", "low", "high", "sigma_low", "sigma_high"}
 
 
 @dataclass(frozen=True)
@@ -121,10 +139,10 @@ def parse_tiers(items: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
             pairs.append((key.strip(), text.strip()))
     out: dict[str, float] = {}
     for name, value in pairs:
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise InvalidTargetError("tier name", name, "letters, digits, '-' and '_'")
-        if name in out:
-            raise InvalidTargetError("tier", name, "each tier name once")
+        if not _NAME.fullmatch(name):
+            raise InvalidTargetError("tier name", name, "ASCII letters, digits, '-' and '_' (at most 64)")
+        if name.lower() in {n.lower() for n in out}:
+            raise InvalidTargetError("tier", name, "each tier name once (ignoring case)")
         try:
             target = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -163,27 +181,100 @@ def check_targets(targets: Mapping[str, float], num_classes: int) -> None:
 
 
 def save_tiers(calibration: Calibration, path: str | Path) -> Path:
-    """Writes the tiers file (TOML), atomically; returns its path."""
-    try:
-        import tomli_w
-    except ImportError as error:  # pragma: no cover - tomli-w is a core dependency
-        from aimod.errors import MissingExtraError
+    """Writes the tiers file (TOML) atomically: a temporary file in the same folder, synced, then renamed.
 
-        raise MissingExtraError("tomli-w", "core") from error
+    Returns:
+        The path written.
+
+    Raises:
+        InvalidArgumentError: When the file cannot be written (the message names the path); nothing is left
+            behind.
+    """
+    import tomli_w
+
+    validate(calibration)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         "# aimod tiers file, written by `aimod calibrate`. Each tier's sigma delivers its target: the expected\n"
-        "# agreement of the modulated model's decisions with the clean model's. Read by `aimod serve`.\n"
+        "# agreement of the modulated model's decisions with the clean model's.\n"
     )
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(header + tomli_w.dumps(calibration.to_dict()))
-    partial.replace(path)
+    temporary: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+            temporary = handle.name
+            handle.write(header + tomli_w.dumps(calibration.to_dict()))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        temporary = None
+    except OSError as error:
+        raise InvalidArgumentError("tiers file", str(path), "a writable file path", str(error)) from None
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
     return path
 
 
+def validate(calibration: Calibration) -> None:
+    """Checks a calibration's invariants; :func:`load_tiers` and :func:`save_tiers` both run it.
+
+    Tier names are ASCII (letters, digits, ``-``, ``_``) and distinct ignoring case; targets lie in
+    ``(1/K, 1]`` and are strictly monotone; ``target == 1`` exactly when ``sigma == 0``; sigmas run opposite to
+    the targets (a lower target never gets a smaller sigma); ``0 <= low <= predicted <= high <= 1``; every number
+    is finite; the model hash has the form ``sha256:<64 hex digits>``; counts are positive.
+
+    Raises:
+        InvalidArgumentError: Naming the first field that breaks an invariant.
+    """
+    if not _HASH.fullmatch(calibration.weights_sha256):
+        raise InvalidArgumentError("model.weights_sha256", calibration.weights_sha256, "sha256:<64 hex digits>")
+    for label, count in (("model.num_classes", calibration.num_classes), ("calibration.samples", calibration.samples)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidArgumentError(label, count, "a positive integer")
+    if not calibration.tiers:
+        raise InvalidArgumentError("tiers", "no tier", "at least one tier")
+    seen: set[str] = set()
+    for t in calibration.tiers:
+        if not _NAME.fullmatch(t.name) or t.name.lower() in seen:
+            raise InvalidArgumentError(
+                "tier name", t.name, "ASCII letters, digits, '-' and '_' (at most 64), distinct ignoring case"
+            )
+        seen.add(t.name.lower())
+        numbers: dict[str, object] = {
+            "target": t.target,
+            "sigma": t.sigma,
+            "predicted": t.predicted,
+            "low": t.low,
+            "high": t.high,
+        }
+        numbers.update({k: v for k, v in (("sigma_low", t.sigma_low), ("sigma_high", t.sigma_high)) if v is not None})
+        for key, number in numbers.items():
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(float(number)):
+                raise InvalidArgumentError(f"tiers.{t.name}.{key}", number, "a finite number")
+        if t.sigma < 0 or (t.target == 1.0) != (t.sigma == 0.0):
+            raise InvalidArgumentError(
+                f"tiers.{t.name}.sigma", t.sigma, "0 for a target of 1 and > 0 below it", f"Its target is {t.target}."
+            )
+        if not 0.0 <= t.low <= t.predicted <= t.high <= 1.0:
+            raise InvalidArgumentError(
+                f"tiers.{t.name}",
+                f"low {t.low}, predicted {t.predicted}, high {t.high}",
+                "0 <= low <= predicted <= high <= 1",
+            )
+    check_targets({t.name: t.target for t in calibration.tiers}, calibration.num_classes)
+    by_target = sorted(calibration.tiers, key=lambda t: -t.target)
+    for better, worse in itertools.pairwise(by_target):
+        if worse.sigma <= better.sigma:
+            raise InvalidArgumentError(
+                f"tiers.{worse.name}.sigma",
+                worse.sigma,
+                f"greater than tier {better.name!r}'s sigma {better.sigma} (its target is lower)",
+            )
+
+
 def load_tiers(path: str | Path) -> Calibration:
-    """Reads and validates a tiers file.
+    """Reads a tiers file and checks it with :func:`validate`; unknown keys are refused too.
 
     Raises:
         InvalidArgumentError: Naming the file and the missing or invalid field.
@@ -194,12 +285,11 @@ def load_tiers(path: str | Path) -> Calibration:
         import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text())
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise InvalidArgumentError("tiers file", str(path), "a readable file", str(error)) from None
-    except tomllib.TOMLDecodeError as error:
-        raise InvalidArgumentError("tiers file", str(path), "valid TOML", str(error)) from None
-
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InvalidArgumentError("tiers file", str(path), "valid UTF-8 TOML", str(error)) from None
     kinds = {dict: "a table", str: "a string", int: "an integer", (int, float): "a number"}
 
     def need(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -211,30 +301,32 @@ def load_tiers(path: str | Path) -> Calibration:
             raise InvalidArgumentError(f"{field} in {path}", value, kinds[kind])
         return value
 
+    def only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise InvalidArgumentError(f"{where} in {path}", unknown, f"only the keys {sorted(allowed)}")
+
+    only(document, {"model", "calibration", "tiers"}, "the top level")
     model = need(document, "model", dict, "")
     calibration = need(document, "calibration", dict, "")
     tiers_table = need(document, "tiers", dict, "")
+    only(model, {"name", "weights_sha256", "num_classes"}, "model")
+    only(calibration, {"metric", "method", "inputs", "samples", "date", "settings"}, "calibration")
+    settings = calibration.get("settings", {})
+    if not isinstance(settings, dict):
+        raise InvalidArgumentError(f"calibration.settings in {path}", settings, "a table")
     tiers = []
     for name, entry in tiers_table.items():
         where = f"tiers.{name}"
         if not isinstance(entry, dict):
             raise InvalidArgumentError(f"{where} in {path}", entry, "a table")
+        only(entry, _TIER_KEYS, where)
         values = {
             k: float(need(entry, k, (int, float), where)) for k in ("target", "sigma", "predicted", "low", "high")
         }
-        if not math.isfinite(values["sigma"]) or values["sigma"] < 0:
-            raise InvalidArgumentError(f"{where}.sigma in {path}", values["sigma"], "a finite number >= 0")
-        tiers.append(
-            Tier(
-                name=name,
-                **values,
-                sigma_low=float(entry["sigma_low"]) if "sigma_low" in entry else None,
-                sigma_high=float(entry["sigma_high"]) if "sigma_high" in entry else None,
-            )
-        )
-    if not tiers:
-        raise InvalidArgumentError(f"tiers in {path}", "no tier", "at least one tier")
-    return Calibration(
+        bounds = {k: float(need(entry, k, (int, float), where)) for k in ("sigma_low", "sigma_high") if k in entry}
+        tiers.append(Tier(name=name, **values, **bounds))
+    result = Calibration(
         model=need(model, "name", str, "model"),
         weights_sha256=need(model, "weights_sha256", str, "model"),
         num_classes=need(model, "num_classes", int, "model"),
@@ -244,5 +336,27 @@ def load_tiers(path: str | Path) -> Calibration:
         samples=need(calibration, "samples", int, "calibration"),
         date=need(calibration, "date", str, "calibration"),
         tiers=tuple(tiers),
-        extra=dict(calibration.get("settings", {})),
+        extra=dict(settings),
     )
+    try:
+        validate(result)
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(f"{error.name} in {path}", error.value, error.expected) from None
+    return result
+
+
+def check_model(calibration: Calibration, name: str, weights_sha256: str, num_classes: int) -> None:
+    """Refuses a tiers file computed for another model (name, weights or number of classes).
+
+    Raises:
+        InvalidArgumentError: Naming the mismatching field, both values shown (hashes are not secrets).
+    """
+    for name_of_field, recorded, actual in (
+        ("model.name", calibration.model, name),
+        ("model.weights_sha256", calibration.weights_sha256, weights_sha256),
+        ("model.num_classes", calibration.num_classes, num_classes),
+    ):
+        if recorded != actual:
+            raise InvalidArgumentError(
+                name_of_field, recorded, f"{actual!r}, the loaded model's", "Re-run aimod calibrate for this model."
+            )

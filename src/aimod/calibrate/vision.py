@@ -38,8 +38,8 @@ def interval(values: Tensor, groups: Tensor | None = None) -> tuple[float, float
     else:
         units = values
     mean = float(values.mean())  # the pooled mean (every pixel weighs the same)
-    if len(units) < 2:
-        return mean, mean, mean
+    if len(units) < 2:  # one unit: its spread is unknown
+        return (mean, mean, mean) if bool((values == values[0]).all()) else (mean, 0.0, 1.0)
     from scipy.stats import t as student_t
 
     half = float(student_t.ppf(0.975, len(units) - 1)) * float(units.std()) / math.sqrt(len(units))
@@ -87,7 +87,12 @@ def calibrate_logits(
     rows = logits.double()
     tiers = []
     for name, target in targets.items():
-        sigma = 0.0 if target >= 1.0 else float(theory.sigma_for(rows, target, focus=focus, id2label=id2label))
+        # with focus, sigma_for also checks that a target of 1 is reachable (focus alone may change decisions)
+        sigma = (
+            0.0
+            if target >= 1.0 and not focus
+            else float(theory.sigma_for(rows, target, focus=focus, id2label=id2label))
+        )
         modulation = Modulation(sigma=sigma, focus=dict(focus or {}))
         per_row = theory.agreement(rows, modulation, id2label=id2label)
         predicted, low, high = interval(per_row, groups)

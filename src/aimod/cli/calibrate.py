@@ -41,13 +41,16 @@ def calibrate_command(
     from aimod.calibrate import calibrate, parse_tiers, save_tiers
 
     parse_tiers(tiers or DEFAULT_TIERS)  # malformed tiers fail before anything loads
+    path = out or Path(f"tiers-{model_name.replace(':', '_').replace('/', '_')}.toml")
+    if path.is_dir() or any(p.exists() and not p.is_dir() for p in path.parents):
+        raise click.UsageError(f"--out {str(path)!r} must be a file path whose folders are folders.")
     console = Console()
     started = time.perf_counter()
     with console.status("calibrating") as status:
         result = calibrate(
             model_name, tiers or DEFAULT_TIERS, samples=samples, keys=keys, progress=lambda m: status.update(m)
         )
-    path = save_tiers(result, out or Path(f"tiers-{model_name.replace(':', '_').replace('/', '_')}.toml"))
+    save_tiers(result, path)
     table = Table(title=f"{result.model}: tiers from {result.samples} unlabelled inputs")
     table.caption = f"{result.metric}; {result.method}"
     for column in ("tier", "target %", "sigma", "predicted % [95 % interval]"):
