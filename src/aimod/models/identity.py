@@ -13,9 +13,9 @@ __all__ = ["weights_hash"]
 def weights_hash(model: nn.Module) -> str:
     """``"sha256:<hex>"`` over the model's state dict: name, dtype, shape and bytes of each entry, in order.
 
-    The state dict holds the parameters and persistent buffers. The same weights give the same hash on any machine and device; one changed value changes it. Tied
-    weights (an embedding shared with the output layer) count once per name. Preprocessing, tokenizer and
-    class names are not weights and are not covered.
+    The state dict holds the parameters and persistent buffers. The same weights give the same hash on any
+    machine and device; one changed value changes it. Tied weights (an embedding shared with the output
+    layer) count once per name. Preprocessing, tokenizer and class names are not weights and are not covered.
 
     Example:
         >>> a, b = nn.Linear(3, 2), nn.Linear(3, 2)
