@@ -74,21 +74,23 @@ def _reference_loglikelihood(model: object, tokenizer: object, context: str, cho
 def test_choice_loglikelihoods_match_a_direct_computation_and_drop_under_noise(
     model: object, tokenizer: object
 ) -> None:
-    contexts = ["The capital of France is", "Iron has the chemical symbol"]
-    choices = [["Paris", "Rome", "Berlin"], ["Fe", "Paris"]]
+    contexts = ["The capital of France is", "Iron has the chemical symbol", "rome"]
+    choices = [["Paris", "Rome", "Berlin"], ["Fe", "Paris"], ["and paris are cities; Berlin too.", "Iron"]]
     clean = choice_loglikelihoods(model, tokenizer, contexts, choices, Modulation(), noise=KeyedNoise("k"))
-    assert clean.shape == (2, 3)
+    assert clean.shape == (3, 3)
     assert clean[1, 2] == float("-inf")
     for i, options in enumerate(choices):
         for j, choice in enumerate(options):
             assert clean[i, j].item() == pytest.approx(
                 _reference_loglikelihood(model, tokenizer, contexts[i], choice), abs=1e-4
             )
-    scored = choice_logits(model, tokenizer, contexts, choices, batch_size=2)
+    assert len(tokenizer(" and paris are cities; Berlin too.")["input_ids"]) > 3  # later positions are scored
+    scored = choice_logits(model, tokenizer, contexts, choices, batch_size=4)
     assert len(scored.logits) < len(scored.target)  # the shared first-token position is kept once
     noisy = scored.loglikelihoods(Modulation(sigma=3.0), noise=KeyedNoise("k"))
     assert torch.equal(noisy, scored.loglikelihoods(Modulation(sigma=3.0), noise=KeyedNoise("k")))
     assert not torch.allclose(noisy[:, :2], clean[:, :2])
+    assert torch.equal(choice_logits(model, tokenizer, contexts, choices, batch_size=1).keys, scored.keys)
 
 
 def test_a_grid_equals_separate_runs_and_shares_the_prefill(model: object, tokenizer: object) -> None:

@@ -119,12 +119,16 @@ def choice_logits(
     batch_size: int = 16,
     add_special_tokens: bool = False,
 ) -> ChoiceLogits:
-    """One forward pass over every ``context + " " + choice``, keeping the logits the choices are scored on.
+    """The logits every ``context + " " + choice`` is scored on, from one forward pass per context.
 
-    The contexts already hold any chat template and reply prefix (see :func:`aimod.text.format_prompts`);
-    ``add_special_tokens`` adds the tokenizer's own (a BOS token, say) to plain-text contexts.
-    Sequences are right-padded, which never changes an earlier position's logits or key.
+    Each context runs once (left-padded, into a key-value cache); its choices' tokens then run on copies of
+    that cache, so an item with four choices costs one context pass, not four. The contexts already hold any
+    chat template and reply prefix (see :func:`aimod.text.format_prompts`); ``add_special_tokens`` adds the
+    tokenizer's own (a BOS token, say) to plain-text contexts. ``batch_size`` counts sequences (context x
+    choice) per forward pass.
     """
+    from transformers import DynamicCache
+
     if len(contexts) != len(choices) or not contexts or any(not c for c in choices):
         raise InvalidArgumentError(
             "contexts, choices",
@@ -133,37 +137,70 @@ def choice_logits(
         )
     device = next(model.parameters()).device
     width = max(len(options) for options in choices)
-    pairs = [(i, j) for i, options in enumerate(choices) for j in range(len(options))]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     index: dict[int, int] = {}  # prefix key -> row
     kept: list[Tensor] = []
     rows, targets, owners = [], [], []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        sequences, spans = [], []
-        for i, j in chunk:
-            context = tokenizer(contexts[i], add_special_tokens=add_special_tokens)["input_ids"]
-            continuation = tokenizer(" " + choices[i][j], add_special_tokens=False)["input_ids"]
-            sequences.append(context + continuation)
-            spans.append((len(context), len(continuation)))
-        length = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), length), pad, dtype=torch.int64)
-        mask = torch.zeros_like(ids)
-        for r, tokens in enumerate(sequences):
-            ids[r, : len(tokens)] = torch.tensor(tokens)
-            mask[r, : len(tokens)] = 1
+    per_chunk = max(1, batch_size // width)
+    for start in range(0, len(contexts), per_chunk):
+        items = list(range(start, min(start + per_chunk, len(contexts))))
+        heads = [tokenizer(contexts[i], add_special_tokens=add_special_tokens)["input_ids"] for i in items]
+        tails = [[tokenizer(" " + c, add_special_tokens=False)["input_ids"] for c in choices[i]] for i in items]
+        n, lc = len(items), max(len(h) for h in heads)
+        lk = max(len(t) for per in tails for t in per)
+        # 1. the contexts, left-padded, into a cache; their last position predicts every choice's first token
+        cids = torch.full((n, lc), pad, dtype=torch.int64)
+        cmask = torch.zeros_like(cids)
+        for r, h in enumerate(heads):
+            cids[r, lc - len(h) :] = torch.tensor(h)
+            cmask[r, lc - len(h) :] = 1
+        cache = DynamicCache(config=model.config)
         with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
-        keys = prefix_keys(ids)
-        for r, ((i, j), (ctx, cont)) in enumerate(zip(chunk, spans, strict=True)):
-            for t in range(ctx - 1, ctx + cont - 1):
-                key = int(keys[r, t])
-                if key not in index:
-                    index[key] = len(kept)
-                    kept.append(logits[r, t])
-                rows.append(index[key])
-                targets.append(int(ids[r, t + 1]))
-                owners.append(i * width + j)
+            out = model(
+                input_ids=cids.to(device),
+                attention_mask=cmask.to(device),
+                position_ids=(cmask.cumsum(-1) - 1).clamp(min=0).to(device),
+                past_key_values=cache,
+                use_cache=True,
+            )
+        first = out.logits[:, -1].float().cpu()  # (n, V)
+        # 2. every choice's tokens on a copy of its context's cache, right-padded
+        later = None
+        if lk > 1:
+            kids = torch.full((n * width, lk), pad, dtype=torch.int64)
+            kmask = torch.zeros_like(kids)
+            for r, per in enumerate(tails):
+                for j, t in enumerate(per):
+                    kids[r * width + j, : len(t)] = torch.tensor(t)
+                    kmask[r * width + j, : len(t)] = 1
+            cache.batch_repeat_interleave(width)
+            lengths = torch.tensor([len(h) for h in heads]).repeat_interleave(width)
+            with torch.no_grad():
+                later = (
+                    model(
+                        input_ids=kids.to(device),
+                        attention_mask=torch.cat([cmask.repeat_interleave(width, 0), kmask], 1).to(device),
+                        position_ids=(lengths[:, None] + torch.arange(lk)[None, :]).to(device),
+                        past_key_values=cache,
+                        use_cache=True,
+                    )
+                    .logits.float()
+                    .cpu()
+                )  # (n * width, lk, V)
+        # keys of the unpadded sequences (right padding never changes an earlier position's key)
+        for r, (i, per) in enumerate(zip(items, tails, strict=True)):
+            for j, t in enumerate(per):
+                sequence = torch.tensor([heads[r] + t])
+                keys = prefix_keys(sequence)[0]
+                ctx = len(heads[r])
+                for k, token in enumerate(t):
+                    key = int(keys[ctx - 1 + k])
+                    if key not in index:
+                        index[key] = len(kept)
+                        kept.append(first[r] if k == 0 else later[r * width + j, k - 1])  # type: ignore[index]
+                    rows.append(index[key])
+                    targets.append(int(token))
+                    owners.append(i * width + j)
     return ChoiceLogits(
         logits=torch.stack(kept),
         keys=torch.tensor(list(index), dtype=torch.int64),
