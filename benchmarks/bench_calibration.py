@@ -45,38 +45,28 @@ def measured_agreement(rows: torch.Tensor, modulation: Modulation, seeds: int = 
 
 def task_fraction(name: str, rows: torch.Tensor, sigma: float) -> str:
     """The tier's task metric on labelled held-out data as a fraction of the clean model's."""
+    from aimod.eval.metrics import confusion_matrix, metrics_from_confusion
+
     if name == "resnet-fashion":
         from aimod.data.fashion_mnist import load_fashion_mnist
 
-        labels = load_fashion_mnist("test")[1][5000 : 5000 + len(rows)]
-        clean = float((rows.argmax(1) == labels).double().mean())
-        noisy = statistics.mean(
-            float(
-                (modulate_logits(rows, Modulation(sigma=sigma), noise=SeededNoise(s)).argmax(1) == labels)
-                .double()
-                .mean()
-            )
-            for s in range(SEEDS)
-        )
-        return f"accuracy {100 * noisy:.1f} % = {100 * noisy / clean:.1f} % of clean"
-    if name == "segformer-scenes":
+        labels, metric = load_fashion_mnist("test")[1][5000 : 5000 + len(rows)], "accuracy"
+    elif name == "segformer-scenes":
         from aimod.data.scenes import make_scenes
-        from aimod.eval.metrics import confusion_matrix, metrics_from_confusion
 
-        scenes = len(rows) // (128 * 128)
-        labels = make_scenes(scenes, split="test", start=0)[1].reshape(-1)
-        k = rows.shape[1]
-        clean = metrics_from_confusion(confusion_matrix(rows.argmax(1), labels, k)).miou
-        noisy = statistics.mean(
-            metrics_from_confusion(
-                confusion_matrix(
-                    modulate_logits(rows, Modulation(sigma=sigma), noise=SeededNoise(s)).argmax(1), labels, k
-                )
-            ).miou
-            for s in range(SEEDS)
-        )
-        return f"mIoU {100 * noisy:.1f} % = {100 * noisy / clean:.1f} % of clean"
-    return "photos are unlabelled (agreement is the measure)"
+        labels, metric = make_scenes(len(rows) // (128 * 128), split="test", start=0)[1].reshape(-1), "miou"
+    else:
+        return "photos are unlabelled (agreement is the measure)"
+
+    def score(decisions: torch.Tensor) -> float:
+        return float(getattr(metrics_from_confusion(confusion_matrix(decisions, labels, rows.shape[1])), metric))
+
+    clean = score(rows.argmax(1))
+    noisy = statistics.mean(
+        score(modulate_logits(rows, Modulation(sigma=sigma), noise=SeededNoise(s)).argmax(1)) for s in range(SEEDS)
+    )
+    label = "accuracy" if metric == "accuracy" else "mIoU"
+    return f"{label} {100 * noisy:.1f} % = {100 * noisy / clean:.1f} % of clean"
 
 
 def vision_section(name: str, photo_crops: int) -> None:

@@ -21,17 +21,7 @@ import torch
 from aimod import KeyedNoise, Modulation
 from aimod.text import generate, generate_grid
 from aimod.text.models import load_causal_lm
-
-PROMPTS = [
-    "What is the capital of France?",
-    "Name three colours.",
-    "What is 7 + 5?",
-    "Write a haiku about rain.",
-    "What is the chemical symbol for gold?",
-    "Give the opposite of 'cold'.",
-    "What is the plural of 'mouse'?",
-    "Who wrote Hamlet?",
-]
+from bench_text_overhead import PROMPTS  # the same 8 prompts as the overhead benchmark
 
 
 def main() -> None:

@@ -113,14 +113,10 @@ def logit_rows(loaded: object, part: Part, count: int | None = None) -> LogitRow
 
 def calibration_items(part: Part, count: int | None = None) -> tuple[FactItem, ...]:
     """The fact-set items behind :func:`calibration_prompts`: even (calibration) or odd (held-out) items."""
-    from aimod.data.facts import fact_items
+    from aimod.data.facts import fact_items, spread
 
     _check_part(part)
-    items = fact_items()[0::2] if part == "calibration" else fact_items()[1::2]
-    n = min(count or len(items), len(items))
-    if n < len(items):  # spread over the categories
-        items = tuple(items[int(i * len(items) / n)] for i in range(n))
-    return items
+    return spread(fact_items()[0::2] if part == "calibration" else fact_items()[1::2], count)
 
 
 def calibration_prompts(part: Part, count: int | None = None) -> tuple[list[str], str]:

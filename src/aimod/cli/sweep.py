@@ -175,14 +175,11 @@ def _text(
     columns: tuple[Any, ...],
     console: Console,
 ) -> tuple[SweepResult, str, str]:
-    from aimod.data.facts import fact_items
+    from aimod.data.facts import fact_items, spread
     from aimod.eval.text import text_sweep
     from aimod.text.models import load_causal_lm
 
-    items = fact_items()[:samples] if samples else fact_items()
-    if samples and samples < len(fact_items()):  # a spread of categories, not only the first one
-        step = len(fact_items()) / samples
-        items = tuple(fact_items()[int(i * step)] for i in range(samples))
+    items = spread(fact_items(), samples)  # every category, not only the first one
     words = [w.strip() for w in (focus_words or "").split(",") if w.strip()]
     with console.status(f"loading {model_name}"):
         model, tokenizer = load_causal_lm(model_name)

@@ -25,10 +25,11 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
-__all__ = ["CATEGORIES", "FactItem", "fact_items", "normalise"]
+__all__ = ["CATEGORIES", "FactItem", "fact_items", "normalise", "spread"]
 
 CATEGORIES = ("capital", "symbol", "opposite", "plural", "arithmetic")
 
@@ -198,3 +199,14 @@ def fact_items() -> tuple[FactItem, ...]:
             )
         )
     return tuple(items)
+
+
+def spread(items: Sequence[FactItem], count: int | None) -> tuple[FactItem, ...]:
+    """``count`` items evenly spaced through ``items`` (every category, not only the first); all when None.
+
+    Example:
+        >>> sorted({i.category for i in spread(fact_items(), 10)}) == sorted(CATEGORIES)
+        True
+    """
+    n = len(items) if count is None else min(count, len(items))
+    return tuple(items[int(i * len(items) / n)] for i in range(n))

@@ -126,18 +126,27 @@ def text_sweep(
         reply_prefix=stems,
     )
     runs: list[list[dict[str, float]]] = [[] for _ in values]
+    noisy = [v for v, m in enumerate(mods) if not m.is_identity]  # sigma 0 and no focus: the clean completion
     for seed in range(seeds):
-        grid = generate_grid(
-            model,
-            tokenizer,
-            questions,
-            mods,
-            noise=KeyedNoise(f"aimod-sweep-seed-{seed}"),
-            max_new_tokens=tokens,
-            batch_size=batch_size,
-            reply_prefix=stems,
+        grid = (
+            generate_grid(
+                model,
+                tokenizer,
+                questions,
+                [mods[v] for v in noisy],
+                noise=KeyedNoise(f"aimod-sweep-seed-{seed}"),
+                max_new_tokens=tokens,
+                batch_size=batch_size,
+                reply_prefix=stems,
+            )
+            if noisy
+            else None
         )
-        for v, (texts, ids) in enumerate(zip(grid.texts, grid.token_ids, strict=True)):
+        for v in range(len(values)):
+            if v in noisy and grid is not None:
+                texts, ids = grid.texts[noisy.index(v)], grid.token_ids[noisy.index(v)]
+            else:
+                texts, ids = clean.texts[0], clean.token_ids[0]
             metrics = {"token_agreement": token_agreement(clean.token_ids[0], ids)}
             if utility:
                 metrics["exact_match"] = sum(i.is_correct(t) for i, t in zip(items, texts, strict=True)) / len(items)

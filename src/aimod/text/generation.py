@@ -17,6 +17,7 @@ import torch
 from aimod.errors import InvalidArgumentError
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
+from aimod.text._padding import encode_left_padded, positions
 from aimod.text.focus import token_focus
 from aimod.text.processor import AimLogitsProcessor
 
@@ -210,16 +211,9 @@ def _generate_rows(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad_id is None:
         raise InvalidArgumentError("tokenizer", "a tokenizer with neither a pad nor an eos token", "one with either")
-    side, pad_token = tokenizer.padding_side, tokenizer.pad_token
-    tokenizer.padding_side = "left"
-    if pad_token is None:  # GPT-2 and Llama tokenizers have none: pad with eos, as generate does
-        tokenizer.pad_token = tokenizer.eos_token
-    try:
-        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not special)
-    finally:
-        tokenizer.padding_side, tokenizer.pad_token = side, pad_token
+    ids, mask = encode_left_padded(tokenizer, texts, add_special_tokens=not special)
     device = next(model.parameters()).device
-    ids, mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
+    ids, mask = ids.to(device), mask.to(device)
     processor = AimLogitsProcessor([m for row in mods for m in row], noise=noise, pad_token_id=pad_id)
     kwargs: dict[str, Any] = {}
     with torch.no_grad():
@@ -246,8 +240,7 @@ def _shared_prefill(model: Any, ids: torch.Tensor, mask: torch.Tensor, repeats: 
     from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), past_key_values=cache, use_cache=True)
     cache.batch_repeat_interleave(repeats)
     return cache
 

@@ -20,6 +20,7 @@ from aimod.errors import InvalidArgumentError
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
 from aimod.redistribute import ModulationBatch, modulate_logits
+from aimod.text._padding import encode_left_padded, positions
 from aimod.text.processor import prefix_keys
 
 _CHUNK = 1 << 24  # logits per modulation call in modulate_sequence_logits (64 MB of float32)
@@ -159,7 +160,7 @@ def choice_logits(
             out = model(
                 input_ids=cids.to(device),
                 attention_mask=cmask.to(device),
-                position_ids=(cmask.cumsum(-1) - 1).clamp(min=0).to(device),
+                position_ids=positions(cmask).to(device),
                 past_key_values=cache,
                 use_cache=True,
             )
@@ -245,22 +246,13 @@ def next_token_logits(
     ``generate`` starts from. The theory turns them into exact first-token probabilities.
     """
     out = []
-    side, pad_token = tokenizer.padding_side, tokenizer.pad_token
-    tokenizer.padding_side = "left"
-    if pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    try:
-        device = next(model.parameters()).device
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start : start + batch_size])
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
-            mask = enc["attention_mask"].to(device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.no_grad():
-                logits = model(
-                    input_ids=enc["input_ids"].to(device), attention_mask=mask, position_ids=positions
-                ).logits
-            out.append(logits[:, -1].double().cpu())
-    finally:
-        tokenizer.padding_side, tokenizer.pad_token = side, pad_token
+    device = next(model.parameters()).device
+    for start in range(0, len(texts), batch_size):
+        ids, mask = encode_left_padded(
+            tokenizer, texts[start : start + batch_size], add_special_tokens=add_special_tokens
+        )
+        ids, mask = ids.to(device), mask.to(device)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
+        out.append(logits[:, -1].double().cpu())
     return torch.cat(out)
