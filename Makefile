@@ -1,7 +1,7 @@
 # The two commands of the README's quick start. Each sets up .venv on first use.
 .PHONY: demo test lint typecheck bench clean
 
-EXTRAS := vision,eval,text,dev
+EXTRAS := vision,eval,text,server,dev
 
 demo:
 	@scripts/bootstrap.sh $(EXTRAS)

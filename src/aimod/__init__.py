@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aimod.digest import digest
 from aimod.errors import (
     AimodError,
+    ConfigError,
     InvalidArgumentError,
     InvalidKeysError,
     InvalidLogitsError,
@@ -50,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AimodError",
+    "ConfigError",
     "InvalidArgumentError",
     "InvalidKeysError",
     "InvalidLogitsError",

@@ -9,6 +9,7 @@ Every error is an :class:`AimodError` and also the matching builtin, so a plain 
      │    ├── InvalidLogitsError                 logits of the wrong type or shape, NaN or infinite values
      │    ├── InvalidKeysError                   row keys missing, of the wrong shape or dtype
      │    └── InvalidTargetError                 a utility target outside (1/K, 1]
+     ├── ConfigError (ValueError)                a field of a configuration file (server.toml)
      ├── UnknownModelError (LookupError)         a model name that is not registered
      └── MissingExtraError (ImportError)         an optional dependency that is not installed
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "AimodError",
+    "ConfigError",
     "InvalidArgumentError",
     "InvalidKeysError",
     "InvalidLogitsError",
@@ -78,6 +80,21 @@ class InvalidKeysError(InvalidArgumentError):
 
 class InvalidTargetError(InvalidArgumentError):
     """A utility target (expected agreement with the clean model) outside (1/K, 1]."""
+
+
+class ConfigError(AimodError, ValueError):
+    """A configuration file that cannot be used; the message names the file and the field.
+
+    Args:
+        where: The file (or "config").
+        field: The field's dotted path, e.g. ``tenants[1].tier``.
+        problem: What is wrong and what is allowed, phrased to follow the field name.
+    """
+
+    def __init__(self, where: str, field: str, problem: str) -> None:
+        self.where = where
+        self.field = field
+        super().__init__(f"{where}: `{field}` {problem}")
 
 
 class UnknownModelError(AimodError, LookupError):

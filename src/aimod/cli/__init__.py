@@ -36,10 +36,13 @@ def cli() -> None:
 def _register() -> None:
     from aimod.cli.calibrate import calibrate_command
     from aimod.cli.demo import demo
+    from aimod.cli.serve import new_key_command, serve_command
     from aimod.cli.sweep import sweep_command
 
     cli.add_command(calibrate_command)
     cli.add_command(demo)
+    cli.add_command(new_key_command)
+    cli.add_command(serve_command)
     cli.add_command(sweep_command)
 
 

@@ -1,0 +1,103 @@
+"""What one server runs: the model, its tiers, its tenants, its focus policy; checked at start-up.
+
+:func:`build` loads the model named in ``[model]``, reads the tiers (a tiers file is checked against the
+loaded model's name, weight hash and class count, so tiers calibrated for another model never apply), checks
+that every tenant's tier exists and builds the services with ``KeyedNoise(secret)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aimod.calibrate.tiers import Calibration, check_model, load_tiers
+from aimod.errors import AimodError, ConfigError
+from aimod.noise import KeyedNoise
+from aimod.server.config import ServerConfig, check_tenant_tiers
+from aimod.server.policy import FocusPolicy
+from aimod.server.tenants import Tenants
+from aimod.server.text import TextService
+from aimod.server.vision import VisionService
+
+__all__ = ["Served", "build"]
+
+
+@dataclass
+class Served:
+    """Everything the routes need."""
+
+    config: ServerConfig
+    name: str
+    kind: Literal["classification", "segmentation", "text"]
+    tiers: dict[str, float]
+    """Tier name -> utility σ."""
+    calibration: Calibration | None
+    tenants: Tenants
+    policy: FocusPolicy
+    vision: VisionService | None = None
+    text: TextService | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The model's entry in ``/v1/models`` (without the caller's tier)."""
+        out: dict[str, Any] = {"task": self.kind, "focus_policy": self.policy.describe()}
+        if self.calibration is not None:
+            out["calibration"] = {"metric": self.calibration.metric, "date": self.calibration.date}
+        return out
+
+
+def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
+    """Loads and checks everything ``config`` names.
+
+    Args:
+        config: The checked ``server.toml``.
+        secret: The noise secret (:func:`aimod.server.config.read_secret`).
+        loaded: An already loaded model (a :class:`~aimod.models.LoadedModel`, or ``(model, tokenizer)`` for a
+            language model) to use instead of loading ``[model].name`` again; tests share one this way.
+
+    Raises:
+        ConfigError: When a tenant's tier is not in the tiers, or the tiers file belongs to another model.
+        UnknownModelError, MissingExtraError: For the model.
+    """
+    from aimod.models.identity import weights_hash
+    from aimod.text.models import is_causal_lm
+
+    where = str(config.path) if config.path is not None else "config"
+    name = config.model.name
+    noise = KeyedNoise(secret)
+    if is_causal_lm(name):
+        model, tokenizer = loaded if loaded is not None else _load_text(name)
+        num_classes, weights = int(model.config.vocab_size), model
+    else:
+        from aimod.models import load
+
+        loaded = loaded if loaded is not None else load(name)
+        num_classes, weights = loaded.num_classes, loaded.model
+    calibration = None
+    if config.tiers.file is not None:
+        path = config.resolve(config.tiers.file)
+        try:
+            calibration = load_tiers(path)
+            check_model(calibration, name, weights_hash(weights), num_classes)
+        except AimodError as error:
+            raise ConfigError(where, "tiers.file", f"{path}: {error}") from None
+        tiers = {t.name: t.sigma for t in calibration.tiers}
+    else:
+        tiers = dict(config.tiers.sigma or {})
+    check_tenant_tiers(config.tenants, list(tiers), where)
+    tenants = Tenants(config.tenants, tiers)
+    try:
+        if is_causal_lm(name):
+            policy = FocusPolicy(config.focus, id2label=None, tokenizer=tokenizer)
+            text = TextService(model, tokenizer, noise)
+            return Served(config, name, "text", tiers, calibration, tenants, policy, text=text)
+        policy = FocusPolicy(config.focus, id2label=loaded.id2label)
+    except AimodError as error:
+        raise ConfigError(where, "focus.allowed", str(error)) from None
+    vision = VisionService(loaded, noise, config.server)
+    return Served(config, loaded.name, loaded.task, tiers, calibration, tenants, policy, vision=vision)
+
+
+def _load_text(name: str) -> tuple[Any, Any]:
+    from aimod.text.models import load_causal_lm
+
+    return load_causal_lm(name)
