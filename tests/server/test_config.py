@@ -65,6 +65,13 @@ def test_each_invalid_field_is_named(tmp_path: Path, change: tuple[str, str], fi
     assert str(tmp_path / "server.toml") in str(raised.value)
 
 
+def test_a_key_pasted_instead_of_its_hash_is_not_shown(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, GOOD.replace(HASH, "aimod-" + "ab" * 32)))
+    assert "ab" * 32 not in str(raised.value)
+    assert "`tenants[0].key_sha256`" in str(raised.value)
+
+
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[model\n"))

@@ -138,6 +138,12 @@ BAD = [
         "focus_not_allowed",
     ),
     ("empty focus word", {"extra_body": {"focus": {" ": 1.0}}}, openai.BadRequestError, None),
+    (
+        "one word twice",
+        {"extra_body": {"focus": {"London": 1.0, "london": 2.0}}},
+        openai.BadRequestError,
+        "invalid_focus",
+    ),
     ("unknown field", {"extra_body": {"colour": "red"}}, openai.BadRequestError, "invalid_field"),
     ("two choices", {"n": 2}, openai.BadRequestError, "invalid_field"),
     ("logit_bias", {"logit_bias": {"42": 5}}, openai.BadRequestError, None),

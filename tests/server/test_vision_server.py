@@ -112,6 +112,8 @@ BAD = [
     ("seed", "free", {"image": "AAAA", "seed": 1}, 403, "tier_not_allowed"),
     ("malformed json", "free", b'{"image": ', 400, "invalid_json"),
     ("not an object", "free", b"[1, 2]", 400, "invalid_json"),
+    ("a 5000-digit number", "free", b'{"image": 1' + b"0" * 5000 + b"}", 400, "invalid_json"),
+    ("deep nesting", "free", b'{"image": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "invalid_json"),
     ("wrong type", "free", {"image": 42}, 400, "invalid_field"),
     ("unknown field", "free", {"image": "AAAA", "colour": "red"}, 400, "invalid_field"),
     ("missing image", "free", {"top_k": 3}, 400, "invalid_field"),
@@ -164,6 +166,21 @@ def test_images_over_the_limits_get_413(fashion: object, images: list[bytes]) ->
         assert classify(client, images[0]).status_code == 200
 
 
+def test_noise_fields_in_forms_and_queries_get_403(url: str, images: list[bytes]) -> None:
+    with httpx.Client(base_url=url) as client:
+        form = client.post(
+            "/v1/classify", headers=auth("free"), files={"image": ("a.png", images[0])}, data={"sigma": "0"}
+        )
+        query = client.post("/v1/classify?sigma=0", headers=auth("free"), json={"image": b64(images[0])})
+        odd_digit = client.post(
+            "/v1/classify", headers=auth("free"), files={"image": ("a.png", images[0])}, data={"top_k": "\u00b2"}
+        )
+    assert form.status_code == 403
+    assert query.status_code == 403
+    assert form.json()["error"]["code"] == query.json()["error"]["code"] == "tier_not_allowed"
+    assert odd_digit.status_code == 400
+
+
 def _small_but_wide() -> bytes:
     return png(np.zeros((1, 20_000), dtype=np.uint8))  # compresses to a few hundred bytes
 
@@ -210,8 +227,10 @@ def test_segment_returns_the_mask_as_png_and_class_shares() -> None:
             assert upload.json() == answers["free"]
             masks = {t: np.asarray(Image.open(io.BytesIO(base64.b64decode(a["mask_png"])))) for t, a in answers.items()}
             pixels = torch.from_numpy(np.array(Image.open(io.BytesIO(image)))).permute(2, 0, 1)[None]
-            logits = segformer.logits(segformer.preprocess(pixels))
-            clean = F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False).argmax(1)[0]
+            x = segformer.preprocess(pixels)
+            logits = F.interpolate(segformer.logits(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            decided = logits.argmax(1, keepdim=True).float()
+            clean = F.interpolate(decided, size=pixels.shape[-2:], mode="nearest")[0, 0].to(torch.uint8)
             assert np.array_equal(masks["premium"], clean.numpy())  # fixed-shape batches: same bits as alone
             assert masks["free"].shape == clean.shape
             assert not np.array_equal(masks["free"], masks["premium"])

@@ -33,6 +33,7 @@ from aimod.server.schemas import (
     SegmentRequest,
     parse_body,
     parse_model,
+    refuse_noise_fields,
 )
 from aimod.server.served import Served
 from aimod.server.tenants import Tenant
@@ -107,6 +108,7 @@ def create_app(served: Served) -> FastAPI:
 
     def authenticate(request: Request) -> Tenant:
         tenant = served.tenants.authenticate(request.headers.get("authorization"))
+        refuse_noise_fields(dict(request.query_params))  # ?sigma=0 is refused too, never silently ignored
         request.state.tenant = tenant
         return tenant
 
@@ -271,6 +273,10 @@ def create_app(served: Served) -> FastAPI:
             except ApiError as error:
                 yield f"data: {json.dumps(error_body(error.status, error.message, error.param, error.code))}\n\n"
                 return
+            except Exception:
+                event("stream_failed", id=request.state.id)
+                yield f"data: {json.dumps(error_body(500, 'The completion failed; the error is logged.'))}\n\n"
+                return
             yield chunk(None, result["finish_reason"])
             if usage:
                 data = {
@@ -371,12 +377,13 @@ async def _multipart(request: Request, max_bytes: int) -> tuple[dict[str, Any], 
     except Exception as error:  # starlette raises several types for malformed multipart
         raise ApiError(400, f"Malformed multipart body: {error}.", code="invalid_multipart") from None
     try:
-        return await _read_form(form)
+        return await _read_form(form, max_bytes)
     finally:
         await form.close()  # uploads are spooled to temporary files: release them now
 
 
-async def _read_form(form: Any) -> tuple[dict[str, Any], bytes]:
+async def _read_form(form: Any, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    refuse_noise_fields(dict.fromkeys(form.keys()))
     unknown = set(form.keys()) - _MULTIPART_FIELDS
     if unknown:
         raise ApiError(
@@ -388,6 +395,10 @@ async def _read_form(form: Any) -> tuple[dict[str, Any], bytes]:
     upload = form.get("image")
     if upload is None or isinstance(upload, str):
         raise ApiError(400, "Send the image as a file field named `image`.", param="image")
+    if upload.size is not None and upload.size > max_bytes:
+        raise ApiError(
+            413, f"`image` has {upload.size} bytes; at most {max_bytes}.", param="image", code="body_too_large"
+        )
     image = await upload.read()
     data: dict[str, Any] = {}
     for name in ("top_k", "focus", "model"):
@@ -397,11 +408,12 @@ async def _read_form(form: Any) -> tuple[dict[str, Any], bytes]:
         if not isinstance(value, str):
             raise ApiError(400, f"`{name}` must be a plain form field.", param=name)
         if name == "top_k":
-            data[name] = int(value) if value.strip().lstrip("-").isdigit() else value
+            digits = value.strip()
+            data[name] = int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 10 else value
         elif name == "focus":
             try:
                 data[name] = json.loads(value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 raise ApiError(400, '`focus` must be a JSON object, e.g. {"Bag": 2.0}.', param="focus") from None
         else:
             data[name] = value

@@ -85,7 +85,8 @@ class Batcher(Generic[T, R]):
         """Finishes every queued row, then stops the worker and its thread."""
         self._closing = True
         if self._queue is not None and self._task is not None:
-            await self._queue.join()
+            if not self._task.done():
+                await self._queue.join()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -115,7 +116,9 @@ class Batcher(Generic[T, R]):
             started = time.perf_counter()
             try:
                 results: Sequence[R | BaseException] = await loop.run_in_executor(self._executor, self._run, items)
-            except Exception as error:  # delivered to every caller of the batch
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:  # delivered to every caller of the batch
                 results = [error] * len(items)
             self._record(len(items), time.perf_counter() - started)
             for (_, future), result in zip(batch, results, strict=True):

@@ -272,7 +272,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> ServerConfig
             message = "an unknown field (remove it, or check its spelling against docs/server.md)"
         elif first["type"] == "missing":
             message = "required"
-        shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {_shown(first.get('input'))})"
+        hidden = first["type"] in ("missing", "extra_forbidden") or "key" in field
+        shown = "" if hidden else f" (got {_shown(first.get('input'))})"  # a key pasted by mistake stays hidden
         raise ConfigError(where, field, f"{message}{shown}.") from None
     if config.tiers.sigma is not None:
         check_tenant_tiers(config.tenants, list(config.tiers.sigma), where)

@@ -75,6 +75,14 @@ def install_handlers(app: FastAPI) -> None:
         message = {404: f"No route {request.url.path}; see /docs.", 405: f"{request.method} is not allowed here."}
         return _respond(request, ApiError(error.status_code, message.get(error.status_code, str(error.detail))))
 
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        from aimod.server.logs import logger
+
+        logger.error("unexpected_error", exc_info=error, extra={"fields": {"path": request.url.path}})
+        request.state.error = "internal_error"
+        return JSONResponse(error_body(500, "Internal error; it is logged.", code="internal_error"), 500)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

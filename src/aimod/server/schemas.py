@@ -168,8 +168,8 @@ async def parse_body(request: Request, cls: type[M], max_bytes: int) -> M:
     body = await read_limited(request, max_bytes)
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"Malformed JSON: {error}.", code="invalid_json") from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, huge numbers, deep nesting
+        raise ApiError(400, f"Malformed JSON: {str(error)[:200]}.", code="invalid_json") from None
     return parse_model(cls, data)
 
 

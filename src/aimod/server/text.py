@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from aimod.errors import AimodError
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
 from aimod.server.errors import ApiError
@@ -122,7 +123,12 @@ class TextService:
         """
         if getattr(self.tokenizer, "chat_template", None) is None:
             raise ApiError(400, "This model has no chat template; use /v1/completions with a prompt.", param="messages")
-        text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        try:
+            text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        except Exception as error:  # jinja2 TemplateError and friends: the template refuses this conversation
+            raise ApiError(
+                400, f"The model's chat template refuses these messages: {str(error)[:200]}", param="messages"
+            ) from None
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def prompt_ids(self, prompt: str) -> list[int]:
@@ -148,11 +154,23 @@ class TextService:
 
     def token_modulation(self, modulation: Modulation) -> Modulation:
         """The modulation with focus words turned into token ids."""
-        return token_focus(self.tokenizer, modulation)
+        try:
+            return token_focus(self.tokenizer, modulation)
+        except AimodError as error:
+            raise ApiError(400, str(error), param="focus", code="invalid_focus") from None
+
+    def run(self, rows: Sequence[TextRow]) -> list[dict[str, Any]]:
+        """Completions of a batch of rows (the :class:`~aimod.server.batching.Batcher` function).
+
+        Rows whose padded length plus the batch's largest ``max_tokens`` would overrun the context run alone.
+        """
+        width = max(len(r.ids) for r in rows)
+        if len(rows) > 1 and width + max(r.max_tokens for r in rows) > self.context:
+            return [self._run([row])[0] for row in rows]
+        return self._run(rows)
 
     @torch.no_grad()
-    def run(self, rows: Sequence[TextRow]) -> list[dict[str, Any]]:
-        """Completions of a batch of rows (the :class:`~aimod.server.batching.Batcher` function)."""
+    def _run(self, rows: Sequence[TextRow]) -> list[dict[str, Any]]:
         width = max(len(r.ids) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.int64)
         mask = torch.zeros((len(rows), width), dtype=torch.int64)

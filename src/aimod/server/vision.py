@@ -6,6 +6,9 @@ bits: measured on CPU, ResNet-20, SegFormer and EfficientNet-Lite0 all give diff
 than in a batch of 16, while a row gives the same bits at any position of a fixed-shape batch. Padding buys
 the guarantee that an answer never depends on the traffic around it, at the cost of computing empty rows when
 traffic is light.
+
+Segmentation noise is drawn per pixel at the model's input size (its label size), as the calibration assumes,
+and the decided mask is then resized (nearest) to the uploaded image's size.
 """
 
 from __future__ import annotations
@@ -124,14 +127,19 @@ class VisionService:
     def run(self, rows: Sequence[VisionRow]) -> list[dict[str, Any] | BaseException]:
         """Answers for a batch of rows (the :class:`~aimod.server.batching.Batcher` function)."""
         results: list[dict[str, Any] | BaseException] = [ApiError(500, "not computed")] * len(rows)
-        inputs = [self.loaded.preprocess(row.pixels[None]) for row in rows]
+        inputs: dict[int, Tensor] = {}
+        for i, row in enumerate(rows):
+            try:  # one image that cannot be preprocessed fails alone, never its batch
+                inputs[i] = self.loaded.preprocess(row.pixels[None])
+            except Exception:
+                results[i] = ApiError(400, "The image could not be preprocessed for this model.", param="image")
         groups: dict[tuple[int, ...], list[int]] = {}
-        for i, x in enumerate(inputs):
+        for i, x in inputs.items():
             groups.setdefault(tuple(x.shape[1:]), []).append(i)
         for members in groups.values():
             logits = self._logits(torch.cat([inputs[i] for i in members]))
             for j, i in enumerate(members):
-                results[i] = self._answer(rows[i], logits[j : j + 1])
+                results[i] = self._answer(rows[i], logits[j : j + 1], tuple(inputs[i].shape[-2:]))
         return results
 
     @torch.no_grad()
@@ -146,7 +154,7 @@ class VisionService:
             return exact_keys([row.pixels])
         return fingerprint_keys(clean, self.settings.fingerprint_step)
 
-    def _answer(self, row: VisionRow, clean: Tensor) -> dict[str, Any]:
+    def _answer(self, row: VisionRow, clean: Tensor, input_size: tuple[int, ...]) -> dict[str, Any]:
         key = self._key(row, clean)
         id2label = self.loaded.id2label
         if row.kind == "classify":
@@ -159,10 +167,13 @@ class VisionService:
                     for p, i in zip(top.values, top.indices, strict=True)
                 ]
             }
+        # Noise per pixel of the model's input size, then the mask resized (nearest) to the image: noise drawn at
+        # the upload's size would let a client upload a huge image and vote each logit cell's pixels back clean.
         height, width = row.pixels.shape[1:]
-        upsampled = F.interpolate(clean, size=(height, width), mode="bilinear", align_corners=False)
+        upsampled = F.interpolate(clean, size=input_size, mode="bilinear", align_corners=False)
         z = modulate_logits(upsampled, row.modulation, dim=1, noise=self.noise, keys=key, id2label=id2label)
-        mask = z.argmax(1)[0].to(torch.uint8 if len(id2label) <= 256 else torch.int32)
+        decided = F.interpolate(z.argmax(1, keepdim=True).float(), size=(height, width), mode="nearest")[0, 0]
+        mask = decided.to(torch.uint8 if len(id2label) <= 256 else torch.int32)
         counts = torch.bincount(mask.reshape(-1).to(torch.int64), minlength=len(id2label))
         return {
             "width": int(width),
