@@ -180,13 +180,7 @@ def create_app(served: Served) -> FastAPI:
         messages = [_message(i, m.role, m.content) for i, m in enumerate(body.messages)]
         if not any(m["content"].strip() for m in messages):
             raise ApiError(400, "Every message is empty; send some text.", param="messages", code="empty_prompt")
-        ids = text.chat_ids(messages)
-        text.check_length(ids, limit, "messages")
-        modulation = text.token_modulation(served.policy.modulation(tenant, body.focus))
-        row = TextRow(ids, modulation, limit, body.stops())
-        return await _complete(
-            request, row, body.stream, bool((body.stream_options or {}).get("include_usage")), chat=True
-        )
+        return await _generation(request, tenant, body, text.chat_ids(messages), limit, "messages", chat=True)
 
     @app.post("/v1/completions", tags=["openai"], openapi_extra=_json_body("CompletionRequest"))
     async def completions(request: Request) -> Response:
@@ -203,13 +197,25 @@ def create_app(served: Served) -> FastAPI:
             )
         if not prompts[0].strip():
             raise ApiError(400, "`prompt` is empty.", param="prompt", code="empty_prompt")
-        ids = text.prompt_ids(prompts[0])
-        text.check_length(ids, limit, "prompt")
+        return await _generation(request, tenant, body, text.prompt_ids(prompts[0]), limit, "prompt", chat=False)
+
+    async def _generation(
+        request: Request,
+        tenant: Tenant,
+        body: ChatRequest | CompletionRequest,
+        ids: list[int],
+        limit: int,
+        param: str,
+        *,
+        chat: bool,
+    ) -> Response:
+        """The part both OpenAI routes share: length check, the row's modulation, the (streamed) answer."""
+        text = text_service()
+        text.check_length(ids, limit, param)
         modulation = text.token_modulation(served.policy.modulation(tenant, body.focus))
         row = TextRow(ids, modulation, limit, body.stops())
-        return await _complete(
-            request, row, body.stream, bool((body.stream_options or {}).get("include_usage")), chat=False
-        )
+        usage = bool((body.stream_options or {}).get("include_usage"))
+        return await _complete(request, row, body.stream, usage, chat=chat)
 
     async def _complete(request: Request, row: TextRow, stream: bool, usage: bool, *, chat: bool) -> Response:
         ident = ("chatcmpl-" if chat else "cmpl-") + request.state.id

@@ -58,6 +58,10 @@ class _RowState:
             self._finish("stop")
             return
         self.tokens.append(token)
+        if not self.row.stop and self.row.on_delta is None:  # nothing to watch: decode once, at the end
+            if len(self.tokens) >= self.row.max_tokens:
+                self._finish("length")
+            return
         self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
         cut = min((i for i in (self.text.find(s) for s in self.row.stop) if i >= 0), default=-1)
         if cut >= 0:
@@ -72,6 +76,8 @@ class _RowState:
             self._emit(safe)
 
     def _finish(self, reason: str) -> None:
+        if not self.row.stop:  # (with stop strings, push already holds the cut text)
+            self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
         self.done = True
         self.finish_reason = reason
         self._emit(len(self.text))

@@ -138,8 +138,16 @@ class VisionService:
             groups.setdefault(tuple(x.shape[1:]), []).append(i)
         for members in groups.values():
             logits = self._logits(torch.cat([inputs[i] for i in members]))
-            for j, i in enumerate(members):
-                results[i] = self._answer(rows[i], logits[j : j + 1], tuple(inputs[i].shape[-2:]))
+            keys = self._keys([rows[i] for i in members], logits)
+            if self.loaded.task == "classification":  # one modulate_logits call for the whole group
+                answers = self._classify([rows[i] for i in members], logits, keys)
+            else:  # masks differ in size per image
+                size = tuple(inputs[members[0]].shape[-2:])
+                answers = [
+                    self._segment(rows[i], logits[j : j + 1], keys[j : j + 1], size) for j, i in enumerate(members)
+                ]
+            for i, answer in zip(members, answers, strict=True):
+                results[i] = answer
         return results
 
     @torch.no_grad()
@@ -149,24 +157,29 @@ class VisionService:
         logits: Tensor = self.loaded.logits(padded)
         return logits[:n]
 
-    def _key(self, row: VisionRow, clean: Tensor) -> Tensor:
+    def _keys(self, rows: Sequence[VisionRow], clean: Tensor) -> Tensor:
         if self.settings.keying == "exact":
-            return exact_keys([row.pixels])
+            return exact_keys([row.pixels for row in rows])
         return fingerprint_keys(clean, self.settings.fingerprint_step)
 
-    def _answer(self, row: VisionRow, clean: Tensor, input_size: tuple[int, ...]) -> dict[str, Any]:
-        key = self._key(row, clean)
+    def _classify(self, rows: Sequence[VisionRow], clean: Tensor, keys: Tensor) -> list[dict[str, Any]]:
         id2label = self.loaded.id2label
-        if row.kind == "classify":
-            z = modulate_logits(clean, row.modulation, dim=1, noise=self.noise, keys=key, id2label=id2label)
-            probs = z.softmax(1)[0]
-            top = probs.topk(min(row.top_k, probs.numel()))
-            return {
+        mods = [row.modulation for row in rows]
+        z = modulate_logits(clean, mods, dim=1, noise=self.noise, keys=keys, id2label=id2label)
+        top = z.softmax(1).topk(min(max(row.top_k for row in rows), z.shape[1]), dim=1)
+        values, indices = top.values.tolist(), top.indices.tolist()
+        return [
+            {
                 "labels": [
-                    {"class_id": int(i), "label": id2label[int(i)], "probability": round(float(p), 6)}
-                    for p, i in zip(top.values, top.indices, strict=True)
+                    {"class_id": i, "label": id2label[i], "probability": round(p, 6)}
+                    for p, i in zip(values[r][: row.top_k], indices[r][: row.top_k], strict=True)
                 ]
             }
+            for r, row in enumerate(rows)
+        ]
+
+    def _segment(self, row: VisionRow, clean: Tensor, key: Tensor, input_size: tuple[int, ...]) -> dict[str, Any]:
+        id2label = self.loaded.id2label
         # Noise per pixel of the model's input size, then the mask resized (nearest) to the image: noise drawn at
         # the upload's size would let a client upload a huge image and vote each logit cell's pixels back clean.
         height, width = row.pixels.shape[1:]
