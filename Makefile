@@ -1,5 +1,5 @@
 # The two commands of the README's quick start. Each sets up .venv on first use.
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck browser bench clean
 
 EXTRAS := vision,eval,text,server,dev
 
@@ -7,13 +7,16 @@ demo:
 	@scripts/bootstrap.sh $(EXTRAS)
 	.venv/bin/aimod demo
 
-test: lint typecheck
+test: lint typecheck browser
 	.venv/bin/python -m pytest -n 2
 
 lint:
 	@scripts/bootstrap.sh $(EXTRAS)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+browser:
+	@scripts/browser.sh
 
 typecheck:
 	@scripts/bootstrap.sh $(EXTRAS)

@@ -28,6 +28,7 @@ import torch
 from aimod import KeyedNoise, Modulation, SeededNoise, modulate_logits, theory
 from aimod.calibrate.inputs import logit_rows
 from aimod.data.fashion_mnist import load_fashion_mnist
+from aimod.eval.attack import majority_vote, perturb_pixels
 from aimod.models import load
 from aimod.server.config import ServerSettings
 from aimod.server.keys import exact_keys, fingerprint_keys
@@ -36,30 +37,10 @@ from aimod.server.vision import VisionRow, VisionService
 SECRET = "benchmark-secret-0123456789"
 PERTURBATIONS = {
     "4 pixels +-1": ("pixels", 4, 1),
-    "all pixels, noise std 2": ("gauss", 0, 2.0),
-    "all pixels, noise std 8": ("gauss", 0, 8.0),
+    "all pixels, noise std 2": ("gauss", 4, 2.0),
+    "all pixels, noise std 8": ("gauss", 4, 8.0),
 }
 STEPS = (0.25, 0.5, 1.0, 2.0)
-
-
-def perturb(images: torch.Tensor, kind: str, count: int, size: float, gen: torch.Generator) -> torch.Tensor:
-    x = images.to(torch.int16).clone()
-    if kind == "pixels":
-        n = x.shape[0]
-        flat = x.view(n, -1)
-        where = torch.randint(0, flat.shape[1], (n, count), generator=gen)
-        sign = torch.randint(0, 2, (n, count), generator=gen) * 2 - 1
-        flat.scatter_add_(1, where, (sign * int(size)).to(torch.int16))
-    else:
-        x += (torch.randn(x.shape, generator=gen) * size).round().to(torch.int16)
-    return x.clamp(0, 255).to(torch.uint8)
-
-
-def majority(decisions: torch.Tensor, classes: int) -> torch.Tensor:
-    """(inputs, queries) -> the most frequent decision per input."""
-    counts = torch.zeros(decisions.shape[0], classes, dtype=torch.int64)
-    counts.scatter_add_(1, decisions, torch.ones_like(decisions))
-    return counts.argmax(1)
 
 
 def main() -> None:
@@ -99,13 +80,13 @@ def main() -> None:
         z = modulate_logits(clean_logits, modulation, noise=noise, keys=keys)
         single[keying] = z.argmax(1)
     repeated = single["fingerprint"][:, None].expand(-1, args.queries)
-    a = (majority(repeated, classes) == clean).float().mean().item()
+    a = (majority_vote(repeated, classes) == clean).float().mean().item()
     # (b) fresh noise per query
     fresh = SeededNoise(0)
     draws = torch.stack(
         [modulate_logits(clean_logits, modulation, noise=fresh).argmax(1) for _ in range(args.queries)], 1
     )
-    b = (majority(draws, classes) == clean).float().mean().item()
+    b = (majority_vote(draws, classes) == clean).float().mean().item()
     print("| attack | majority agreement % | distinct keys per image |")
     print("|---|---|---|")
     print(
@@ -120,7 +101,9 @@ def main() -> None:
     # (c) near-duplicates
     gen = torch.Generator().manual_seed(0)
     for name, (kind, count, size) in PERTURBATIONS.items():
-        copies = torch.stack([perturb(images, kind, count, size, gen) for _ in range(args.queries)], 1)  # (N, Q, H, W)
+        copies = torch.stack(
+            [perturb_pixels(images, kind, size, gen, count=count) for _ in range(args.queries)], 1
+        )  # (N, Q, H, W)
         flat = copies.reshape(-1, *images.shape[1:])
         logits = logits_of(flat)
         rows = {"exact": exact_keys([im[None] for im in flat])}
@@ -128,7 +111,7 @@ def main() -> None:
             rows[f"fingerprint, step {step:g}"] = fingerprint_keys(logits, step)
         for label, keys in rows.items():
             decisions = modulate_logits(logits, modulation, noise=noise, keys=keys).argmax(1).view(len(images), -1)
-            agree = (majority(decisions, classes) == clean).float().mean().item()
+            agree = (majority_vote(decisions, classes) == clean).float().mean().item()
             distinct = torch.tensor([len(set(k.tolist())) for k in keys.view(len(images), -1)]).float().mean().item()
             print(f"| (c) {name}, keying {label} | {100 * agree:.1f} | {distinct:.1f} |")
         change = (logits - clean_logits.repeat_interleave(args.queries, 0)).abs().amax(1).median().item()
