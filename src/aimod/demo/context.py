@@ -39,6 +39,8 @@ class Budget:
     """Noise keys averaged per calibration measurement."""
     text_heldout: int
     """Fact-set questions (odd items) the text tiers are measured on."""
+    text_multiple_choice: bool
+    """Also score the held-out questions' multiple-choice form."""
     attack_inputs: int
     """Test images in the repeated-query attack."""
     attack_queries: int
@@ -54,6 +56,7 @@ FULL = Budget(
     text_calibration=32,
     text_keys=2,
     text_heldout=40,
+    text_multiple_choice=True,
     attack_inputs=200,
     attack_queries=101,
 )
@@ -66,6 +69,7 @@ QUICK = Budget(
     text_calibration=16,
     text_keys=1,
     text_heldout=12,
+    text_multiple_choice=False,
     attack_inputs=100,
     attack_queries=31,
 )

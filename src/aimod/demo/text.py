@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from aimod.calibrate.tiers import Tier
-from aimod.demo.context import QUICK, TARGETS, Context
+from aimod.demo.context import TARGETS, Context
 from aimod.demo.report import Figure, Section, Table
 from aimod.eval.report import pyplot
 from aimod.eval.sweep import SweepResult
@@ -72,7 +72,7 @@ def text_tiers(ctx: Context) -> Section:
         [0.0] + [t.sigma for t in tiers],
         seeds=budget.text_keys,
         model_name="smollm2-135m",
-        multiple_choice=budget is not QUICK,
+        multiple_choice=budget.text_multiple_choice,
     )
     _plot(tiers, agreement.tolist(), quality, ctx.folder / "4-text-tiers.png")
 
