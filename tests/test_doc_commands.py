@@ -50,8 +50,7 @@ def _without_quick_start(script: str) -> str:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env = dict(os.environ)  # PATH as it is: a documented command must name .venv/bin/ to find aimod's tools
     if env.pop("PYTEST_XDIST_WORKER", None):  # as in conftest.py: workers share the cores, one thread each
         env["OMP_NUM_THREADS"] = "1"
     return env

@@ -65,7 +65,7 @@ def test_the_figures_tell_the_story(report: tuple[Path, str]) -> None:
     assert photos["standard_sigma"] < photos["basic_sigma"] < photos["free_sigma"]
     assert photos["standard_measured"] > photos["basic_measured"] > photos["free_measured"]
     assert abs(photos["free_measured"] - 0.5) < 0.15
-    assert photos["labels_kept_full"] == 1.0
+    assert photos["labels_kept_free"] < photos["labels_kept_full"]  # the free tier changes some photos' labels
     # 2. the theory tracks the measured curve, and the tiers hold on held-out images
     fashion = s["fashion"]
     assert fashion["max_theory_gap"] < 0.03

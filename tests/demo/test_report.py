@@ -42,3 +42,35 @@ def test_figures_are_embedded_and_linked(tmp_path: Path) -> None:
     page = (write_report(report, tmp_path) / "index.html").read_text()
     assert 'src="data:image/png;base64,iVBORw0KGgpmYWtl"' in page
     assert 'href="f.png"' in page
+
+
+def test_a_new_run_removes_the_files_the_previous_report_listed(tmp_path: Path) -> None:
+    from aimod.demo import _remove_previous
+
+    report = Report("t", "s", {})
+    report.sections.append(Section("a", "A", "i", tables=[Table("old", "T", ["x"], [[1]])]))
+    write_report(report, tmp_path)
+    (tmp_path / "mine.txt").write_text("a user's file")
+    _remove_previous(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_a_folder_without_a_demo_summary_is_left_alone(tmp_path: Path) -> None:
+    from aimod.demo import _remove_previous
+
+    (tmp_path / "summary.json").write_text('{"something": "else"}')
+    (tmp_path / "plot.png").write_bytes(b"x")
+    _remove_previous(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.png", "summary.json"]
+
+
+def test_nan_metrics_become_null_in_the_summary(tmp_path: Path) -> None:
+    import json
+
+    report = Report("t", "s", {})
+    report.sections.append(Section("a", "A", "i", metrics={"precision": float("nan"), "recall": 0.5}))
+    write_report(report, tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text())["sections"][0]["metrics"] == {
+        "precision": None,
+        "recall": 0.5,
+    }

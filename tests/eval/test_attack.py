@@ -27,7 +27,7 @@ def test_pixel_perturbation_changes_count_pixels_by_size_and_keeps_the_range() -
     assert set(diff[1:].unique().tolist()) <= {-6, -3, 0, 3, 6}  # two picks may land on one pixel
     assert ((diff[1:] != 0).flatten(1).sum(1) <= 2).all()
     assert bool((diff[1:] != 0).any())
-    assert int(out[0].max()) <= 255
+    assert (out[0] >= 249).all()  # 255 + 3 clips to 255 instead of wrapping around
 
 
 def test_gaussian_perturbation_is_seeded() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 __all__ = ["demo"]
@@ -67,11 +68,13 @@ def demo(quick: bool, out: Path, only: str | None) -> None:
         report = run_demo(out, quick=quick, sections=sections, step=step)
         progress.update(task, description="done", completed=total)
     for section in report.sections:
-        console.print(f"\n[bold]{section.title}[/bold] [dim]({section.seconds:.0f} s)[/dim]")
+        console.print(f"\n[bold]{escape(section.title)}[/bold] [dim]({section.seconds:.0f} s)[/dim]")
         for finding in section.findings:
-            console.print(f"  - {finding}", highlight=False)
-    index = out / "index.html"
+            console.print(f"  - {finding}", highlight=False, markup=False)
+    figures = sum(len(s.figures) for s in report.sections)
+    tables = sum(len(s.tables) for s in report.sections)
     console.print(
-        f"\nDone in {time.perf_counter() - started:.0f} s. Report: [bold]{index}[/bold] "
-        f"({len(list(out.glob('*.png')))} plots, {len(list(out.glob('*.csv')))} tables); open it in a browser."
+        f"\nDone in {time.perf_counter() - started:.0f} s. Report: [bold]{out / 'index.html'}[/bold] "
+        f"({figures} plots, {tables} tables); open it in a browser.",
+        markup=True,
     )

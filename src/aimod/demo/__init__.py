@@ -58,7 +58,7 @@ def run_demo(
     """Runs the demo's ``sections`` and writes the report into ``folder``; returns the report.
 
     Args:
-        folder: The report folder (created; files of an earlier run are replaced).
+        folder: The report folder (created; the files an earlier report there listed are removed first).
         quick: The :data:`QUICK` budget (under a minute on 2 cores) instead of :data:`FULL`.
         sections: A subset of :data:`SECTIONS`, run in the canonical order.
         step: Called with a description as each step starts (:func:`total_steps` of them).
@@ -73,6 +73,7 @@ def run_demo(
     budget: Budget = QUICK if quick else FULL
     ctx = Context(folder=Path(folder), budget=budget, step=step or (lambda _: None))
     ctx.folder.mkdir(parents=True, exist_ok=True)
+    _remove_previous(ctx.folder)
     table = _sections()
     report = Report(
         title="aimod demo: one model, many behaviours",
@@ -88,3 +89,21 @@ def run_demo(
     report.seconds = time.perf_counter() - started
     write_report(report, ctx.folder)
     return report
+
+
+def _remove_previous(folder: Path) -> None:
+    """Deletes the files an earlier report in ``folder`` listed, so no stale figure or table survives."""
+    import json
+
+    summary = folder / "summary.json"
+    if not summary.is_file():
+        return
+    try:
+        sections = json.loads(summary.read_text())["sections"]
+        names = [f"{f['name']}.png" for s in sections for f in s["figures"]]
+        names += [f"{t['name']}.csv" for s in sections for t in s["tables"]]
+    except (ValueError, KeyError, TypeError):
+        return  # not a demo report: leave the folder's files alone
+    for name in [*names, "index.html", "summary.json"]:
+        if "/" not in name and "\\" not in name:
+            (folder / name).unlink(missing_ok=True)

@@ -68,7 +68,9 @@ def repeated_queries(ctx: Context) -> Section:
     ctx.step(f"attack: {n} images x {q} near-duplicates (pixel noise of std 2)")
     near = perturb_pixels(copies, "gauss", 2.0, torch.Generator().manual_seed(0))
     near_logits = logits_of(near)
-    near_exact = agreement_of_majority(near_logits, ctx.noise, exact_keys(list(near[:, None])))
+    near_keys = exact_keys(list(near[:, None]))
+    near_exact = agreement_of_majority(near_logits, ctx.noise, near_keys)
+    exact_distinct = sum(len(set(k.tolist())) for k in near_keys.view(n, q)) / n
     fingerprints = fingerprint_keys(near_logits, FINGERPRINT_STEP)
     near_fingerprint = agreement_of_majority(near_logits, ctx.noise, fingerprints)
     distinct = sum(len(set(k.tolist())) for k in fingerprints.view(n, q)) / n
@@ -78,7 +80,7 @@ def repeated_queries(ctx: Context) -> Section:
         ("one query (an honest user)", single, 1),
         (f"majority of {q}, fresh noise per query (the published code)", fresh, q),
         (f"majority of {q}, keyed noise (aimod)", keyed, 1),
-        (f"majority of {q} near-duplicates, keyed on exact pixels", near_exact, q),
+        (f"majority of {q} near-duplicates, keyed on exact pixels", near_exact, exact_distinct),
         (f"majority of {q} near-duplicates, keyed on the logit fingerprint (aimod serve)", near_fingerprint, distinct),
     ]
     _plot(results, tier.target, ctx.folder / "5-attack.png")

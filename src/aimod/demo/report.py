@@ -20,6 +20,7 @@ import base64
 import csv
 import html
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,16 +89,28 @@ def write_report(report: Report, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for section in report.sections:
         for table in section.tables:
-            with (folder / f"{table.name}.csv").open("w", newline="") as handle:
+            with (folder / f"{table.name}.csv").open("w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(table.columns)
                 writer.writerows(table.rows)
         for figure in section.figures:
             if not (folder / f"{figure.name}.png").is_file():
                 raise FileNotFoundError(f"figure {figure.name!r} of section {section.key!r}: no {figure.name}.png")
-    (folder / "summary.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
+    summary = json.dumps(_finite(asdict(report)), indent=2, default=str, allow_nan=False)
+    (folder / "summary.json").write_text(summary + "\n", encoding="utf-8")
     (folder / "index.html").write_text(render_html(report, folder), encoding="utf-8")
     return folder
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (a metric of a class never decided) become None: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 _STYLE = """

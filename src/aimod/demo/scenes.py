@@ -83,7 +83,8 @@ def scene_focus(ctx: Context) -> Section:
             f"A user asks the segmenter to attend to {FOCUS_CLASS!r}: aimod adds one-signed (half-normal) noise "
             "to that class's logit at every pixel, so the class is reported more often while the order of the "
             "other classes is untouched. Recall of the class rises, precision falls; the theory predicts both, and "
-            "a deterministic bias of the same mean shows what the noise adds. Noise is keyed on the image."
+            "a deterministic bias of the same mean shows what the noise adds. The overlays use keyed noise (the same "
+            "scene always looks the same); the curves average seeded noise."
         ),
         findings=findings,
         metrics={

@@ -54,7 +54,9 @@ def text_tiers(ctx: Context) -> Section:
 
     ctx.step(f"smollm2-135m: {len(held_items)} held-out questions at each tier")
     held_prompts, _ = calibration_prompts("held-out", budget.text_heldout)
-    clean = generate_grid(model, tokenizer, held_prompts, [Modulation()], noise=ctx.noise, max_new_tokens=TOKENS)
+    clean = generate_grid(
+        model, tokenizer, held_prompts, [Modulation()], noise=ctx.noise, max_new_tokens=TOKENS, batch_size=16
+    )  # the batch size of the measurement below: the model's float rounding depends on it
     agreement = measure_token_agreement(
         model,
         tokenizer,
@@ -127,7 +129,10 @@ def text_tiers(ctx: Context) -> Section:
         promoted = [s for s in strengths if s > 0 and said[s]]
         promoted_count += bool(promoted) and not said[0.0]
         if any(s > 0 for s in strengths):
-            where = f"from strength +{min(promoted):g} on" if promoted else "at none of the strengths tried"
+            tried = ", ".join(f"+{s:g}" for s in strengths if s > 0)
+            where = (
+                f"at {', '.join(f'+{s:g}' for s in promoted)} (tried {tried})" if promoted else f"at none of {tried}"
+            )
             findings.append(
                 f"Focus on {word!r} ('{prompt}'): the answer {'names' if said[0.0] else 'does not name'} "
                 f"it unfocused and names it {where}"
