@@ -15,10 +15,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.server._serve import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -82,16 +83,7 @@ def _serve(before: str, line: str, cwd: Path) -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, f"the server exited: {server.communicate()[0]}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the documented server did not become healthy in 180 s"
-            time.sleep(0.5)
+        wait_healthy(base, server, 180)
         models = httpx.get(f"{base}/v1/models", timeout=10)
         assert models.status_code == 401  # no key: refused, and the server keeps serving
         key_file = cwd / "acme.key"

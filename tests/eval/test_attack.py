@@ -15,6 +15,8 @@ def test_majority_vote_takes_the_most_frequent_and_the_smallest_id_on_ties() -> 
 def test_majority_vote_wants_inputs_by_queries() -> None:
     with pytest.raises(InvalidArgumentError, match="inputs, queries"):
         majority_vote(torch.tensor([1, 2]), 3)
+    with pytest.raises(InvalidArgumentError, match=r"0\.\.2"):
+        majority_vote(torch.tensor([[1, 3]]), 3)
 
 
 def test_pixel_perturbation_changes_count_pixels_by_size_and_keeps_the_range() -> None:

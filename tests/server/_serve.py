@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -62,6 +63,27 @@ def running(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def wait_healthy(base: str, process: subprocess.Popen[str], timeout: float) -> None:
+    """Polls ``base``/healthz of a server ``process`` until it answers 200.
+
+    Fails with the process's output when it exits first, and when ``timeout`` seconds pass.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"the server exited with {process.returncode}:\n{out}\n{err or ''}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"the server at {base} was not healthy after {timeout:g} s"
+        time.sleep(0.2)
 
 
 def png(array: np.ndarray) -> bytes:

@@ -13,6 +13,7 @@ from aimod.demo.context import Context
 from aimod.demo.report import Figure, Section, Table
 from aimod.eval.attack import majority_vote, perturb_pixels
 from aimod.eval.report import pyplot
+from aimod.eval.sweep import cache_logits
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource, SeededNoise
 from aimod.redistribute import modulate_logits
@@ -46,7 +47,7 @@ def repeated_queries(ctx: Context) -> Section:
     images = load_fashion_mnist("test")[0][5000 : 5000 + n]  # held-out images, (n, 28, 28) uint8
 
     def logits_of(pixels: Tensor) -> Tensor:
-        return torch.cat([loaded.logits(loaded.preprocess(pixels[i : i + 2000])) for i in range(0, len(pixels), 2000)])
+        return cache_logits(loaded.logits, loaded.preprocess(pixels), None, loaded.id2label, batch_size=2000).logits
 
     clean_logits = logits_of(images)
     clean = clean_logits.argmax(1)

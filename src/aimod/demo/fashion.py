@@ -45,18 +45,14 @@ def fashion_curve(ctx: Context) -> Section:
     ctx.step("resnet-fashion: plot")
     _plot(accuracy, agreement, tiers, ctx.folder / "2-fashion-curve.png")
 
-    from aimod import theory
-    from aimod.modulation import Modulation
-    from aimod.noise import SeededNoise
-    from aimod.redistribute import modulate_logits
-
+    tier_sigmas = [t.sigma for t in tiers]
+    tier_accuracy = sweep(held, tier_sigmas, seeds=ctx.budget.seeds, model_name=loaded.name)
+    tier_agreement = sweep(agreeing, tier_sigmas, seeds=ctx.budget.seeds, model_name=loaded.name)
     rows, findings, metrics = [], [], {}
-    for t in tiers:
-        m = Modulation(sigma=t.sigma)
-        decided = [modulate_logits(held.logits, m, noise=SeededNoise(s)).argmax(1) for s in range(ctx.budget.seeds)]
-        agree = sum(float((d == held.logits.argmax(1)).float().mean()) for d in decided) / len(decided)
-        acc = sum(float((d == held.labels).float().mean()) for d in decided) / len(decided)
-        predicted_acc = float(theory.accuracy(held.logits.double(), held.labels, m).mean())
+    for t, p_acc, p_agree in zip(tiers, tier_accuracy.points, tier_agreement.points, strict=True):
+        agree = p_agree.measured["accuracy"].mean
+        acc = p_acc.measured["accuracy"].mean
+        predicted_acc = p_acc.predicted["accuracy"]
         metrics.update({f"{t.name}_sigma": t.sigma, f"{t.name}_agreement": agree, f"{t.name}_accuracy": acc})
         rows.append(
             [

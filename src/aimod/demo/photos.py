@@ -9,14 +9,13 @@ import torch
 
 from aimod.calibrate.inputs import logit_rows
 from aimod.calibrate.tiers import Tier
-from aimod.calibrate.vision import calibrate_logits, interval
+from aimod.calibrate.vision import calibrate_logits
 from aimod.demo.context import TARGETS, Context
 from aimod.demo.report import Figure, Section, Table
 from aimod.digest import digest
 from aimod.eval.report import pyplot
-from aimod.eval.sweep import Estimate, estimate
+from aimod.eval.sweep import CachedLogits, Estimate, sweep
 from aimod.modulation import Modulation
-from aimod.noise import SeededNoise
 from aimod.redistribute import modulate_logits
 
 __all__ = ["STEPS", "photo_tiers"]
@@ -27,7 +26,6 @@ _GREEN, _RED = "#1a7f37", "#cf222e"
 
 def photo_tiers(ctx: Context) -> Section:
     """Calibrates tiers from unlabelled crops, checks them on held-out crops, and labels photos at each tier."""
-    from aimod import theory
     from aimod.data.photos import PHOTOS, photos
     from aimod.models import load
 
@@ -40,17 +38,12 @@ def photo_tiers(ctx: Context) -> Section:
 
     ctx.step(f"efficientnet-lite0: {n} held-out crops at each tier")
     held = logit_rows(loaded, "held-out", n)
-    clean_held = held.logits.argmax(1)
+    agreeing = CachedLogits(held.logits, held.logits.argmax(1), loaded.id2label)  # "accuracy" = agreement
+    at_tiers = sweep(agreeing, [t.sigma for t in tiers], seeds=ctx.budget.seeds, model_name=loaded.name)
     tier_rows, measured = [], {}
-    for t in tiers:
-        m = Modulation(sigma=t.sigma)
-        runs = [
-            float((modulate_logits(held.logits, m, noise=SeededNoise(s)).argmax(1) == clean_held).float().mean())
-            for s in range(ctx.budget.seeds)
-        ]
-        measured[t.name] = estimate(runs)
-        predicted_held, _, _ = interval(theory.agreement(held.logits.double(), m), held.groups)
-        e = measured[t.name]
+    for t, point in zip(tiers, at_tiers.points, strict=True):
+        e = measured[t.name] = point.measured["accuracy"]
+        predicted_held = point.predicted["accuracy"]
         tier_rows.append(
             [
                 t.name,

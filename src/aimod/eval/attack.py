@@ -30,6 +30,8 @@ def majority_vote(decisions: Tensor, num_classes: int) -> Tensor:
     """``(inputs, queries)`` class ids -> ``(inputs,)`` the most frequent one (the smallest id on ties)."""
     if decisions.ndim != 2:
         raise InvalidArgumentError("decisions", f"a tensor of shape {tuple(decisions.shape)}", "(inputs, queries)")
+    if decisions.numel() and (int(decisions.min()) < 0 or int(decisions.max()) >= num_classes):
+        raise InvalidArgumentError("decisions", "class ids out of range", f"ids in 0..{num_classes - 1}")
     counts = torch.zeros(decisions.shape[0], num_classes, dtype=torch.int64)
     counts.scatter_add_(1, decisions.to(torch.int64), torch.ones_like(decisions, dtype=torch.int64))
     return counts.argmax(1)
