@@ -7,10 +7,16 @@ inputs give the same numbers on CPU and CUDA (the final float32 ``erfinv`` may d
 global random state is touched.
 
 * :class:`KeyedNoise` ``(secret)``: the row seed comes from the secret and a caller-supplied row key
-  (usually :func:`aimod.digest` of the input), so the same query always gets the same noise.
+  (usually :func:`aimod.digest` of the input), so the same query always gets the same noise. Its utility noise
+  is nested across σ (:mod:`aimod.chain`): the noise at a larger σ is the noise at a smaller σ plus an
+  independent increment, so answers from several tiers reveal no more than the best of them.
 * :class:`SeededNoise` ``(seed)``: reproducible runs. Each call draws fresh noise (the rows are keyed by a
   call counter and their index); building a new ``SeededNoise(seed)`` replays the same sequence. Given
-  explicit ``keys`` it behaves like ``KeyedNoise`` with the seed as the secret.
+  explicit ``keys`` its rows are keyed like ``KeyedNoise``'s with the seed as the secret. Its utility noise is
+  ``σ·ε`` with one normal per logit (the fast path for sweeps, where nothing is served at several tiers).
+
+A source's :meth:`~NoiseSource.utility` turns each row's σ into the utility noise the operator adds; focus
+noise always comes from :func:`normals_at` on the row seeds.
 
 How a normal is made: the row seed is mixed with the stream (utility or focus) and the position; the
 class index ``c`` selects counter ``c // 2`` of that position; one 64-bit hash gives two 24-bit uniforms
@@ -59,6 +65,16 @@ class NoiseSource(Protocol):
 
     def row_seeds(self, batch_size: int, keys: Tensor | None, device: torch.device) -> Tensor:
         """One int64 seed per row, shape ``(batch_size,)``, on ``device``; every draw derives from them."""
+        ...
+
+    def utility(self, clean: Tensor, sigma: Tensor, row_seeds: Tensor) -> Tensor:
+        """The utility noise to add: float32 ``(B, P, C)``, each element ``N(0, sigma[b]²)``.
+
+        Args:
+            clean: ``(B, P, C)`` clean logits (rows, positions, classes); sources that key on content read them.
+            sigma: ``(B,)`` float32 utility std per row (0 for rows without utility noise).
+            row_seeds: ``(B,)`` from :meth:`row_seeds`.
+        """
         ...
 
 
@@ -127,6 +143,12 @@ class KeyedNoise:
         keys = _check_keys(keys, batch_size, "KeyedNoise")
         return _seeds_from_keys(keys.to(device), self._words)
 
+    def utility(self, clean: Tensor, sigma: Tensor, row_seeds: Tensor) -> Tensor:
+        """Nested noise: the keyed Brownian path of each logit at ``σ²`` (:func:`aimod.chain.brownian`)."""
+        from aimod.chain import brownian
+
+        return brownian(row_seeds, clean.shape[1], clean.shape[2], sigma.to(torch.float64).square())
+
 
 class SeededNoise:
     """Reproducible noise from an integer seed; each call draws fresh noise.
@@ -161,6 +183,11 @@ class SeededNoise:
             return _seeds_from_keys(keys, self._words)
         keys = _check_keys(keys, batch_size, "SeededNoise")
         return _seeds_from_keys(keys.to(device), self._words)
+
+    def utility(self, clean: Tensor, sigma: Tensor, row_seeds: Tensor) -> Tensor:
+        """``σ·ε``: one keyed standard normal per logit, scaled by each row's σ."""
+        eps = normals(row_seeds, clean.shape[1], clean.shape[2], UTILITY_STREAM)
+        return eps.mul_(sigma.to(eps.device)[:, None, None])
 
 
 def _position_seeds(row_seeds: Tensor, num_positions: int, stream: int) -> Tensor:

@@ -18,7 +18,7 @@ from torch import Tensor
 from aimod import _checks
 from aimod.errors import InvalidArgumentError, InvalidLogitsError
 from aimod.modulation import Id2Label, Modulation, ResolvedModulation
-from aimod.noise import FOCUS_STREAM, UTILITY_STREAM, NoiseSource, normals, normals_at
+from aimod.noise import FOCUS_STREAM, NoiseSource, normals_at
 
 __all__ = ["ModulationBatch", "modulate_logits"]
 
@@ -250,12 +250,8 @@ def modulate_logits(
     out = torch.empty(batch, positions, classes, dtype=work_dtype, device=device)
     out.view(rows.shape).copy_(rows)  # one copy: layout to (B, P, C) and dtype to float32
 
-    if plan.has_utility:
-        eps = normals(seeds, positions, classes, UTILITY_STREAM)  # (B, P, C)
-        if plan.uniform_sigma is not None:
-            out.add_(eps, alpha=plan.uniform_sigma)
-        else:
-            out.addcmul_(eps, plan.sigma.to(device)[:, None, None])
+    if plan.has_utility:  # (B, P, C): sigma·eps for SeededNoise, the nested path for KeyedNoise
+        out.add_(noise.utility(out, plan.sigma, seeds))
     if plan.has_focus:
         ids = plan.focus_ids.to(device)  # (B, F)
         shift = normals_at(seeds, positions, ids, FOCUS_STREAM)  # (B, P, F)
