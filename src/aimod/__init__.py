@@ -31,6 +31,7 @@ from aimod.errors import (
     UnknownClassError,
     UnknownModelError,
 )
+from aimod.field import FieldNoise
 from aimod.models.wrap import wrap
 from aimod.modulation import Modulation
 from aimod.noise import KeyedNoise, NoiseSource, SeededNoise
@@ -52,6 +53,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AimodError",
     "ConfigError",
+    "FieldNoise",
     "InvalidArgumentError",
     "InvalidKeysError",
     "InvalidLogitsError",

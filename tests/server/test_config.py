@@ -38,7 +38,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_a_good_config_loads(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD))
     assert config.tiers.sigma == {"premium": 0.0, "free": 3.0}
-    assert config.server.keying == "fingerprint"
+    assert config.server.keying == "field"
     assert config.tenants[0].key_sha256 == HASH
 
 
@@ -154,3 +154,16 @@ def test_serve_refuses_to_start_without_a_secret(tmp_path: Path, monkeypatch: py
     done = CliRunner().invoke(cli, ["serve", "--config", str(bad), "--dev"])
     assert done.exit_code == 2
     assert "tenants[0].tier" in done.output
+
+
+def test_tiers_too_close_for_nested_noise_and_text_fingerprints_are_refused() -> None:
+    from aimod.models import load
+    from aimod.server import build
+    from tests.server._serve import SECRET, config
+
+    fashion = load("resnet-fashion")
+    close = config("resnet-fashion", {"premium": 0.0, "free": 3.0, "bronze": 3.0001})
+    with pytest.raises(ConfigError, match="too close for nested noise"):
+        build(close, SECRET, loaded=fashion)
+    with pytest.raises(ConfigError, match="keys images only"):
+        build(config("smollm2-135m", {"premium": 0.0, "free": 3.0}, keying="fingerprint"), SECRET)

@@ -1,10 +1,10 @@
-"""Content keys: near-duplicate images share noise under the fingerprint, not under exact keying."""
+"""Content keys: near-duplicate images share noise under the field and the fingerprint, not under exact keying."""
 
 from __future__ import annotations
 
 import torch
 
-from aimod import KeyedNoise, Modulation
+from aimod import FieldNoise, KeyedNoise, Modulation
 from aimod.data.fashion_mnist import load_fashion_mnist
 from aimod.models import load
 from aimod.server.config import ServerSettings
@@ -30,14 +30,15 @@ def test_exact_keys_see_every_pixel_and_the_shape() -> None:
     assert exact_keys([a]) != exact_keys([b])
 
 
-def test_near_duplicates_get_the_same_answer_with_the_fingerprint_only() -> None:
+def test_near_duplicates_get_the_same_answer_with_the_field_and_the_fingerprint_only() -> None:
     loaded = load("resnet-fashion")
     images, _ = load_fashion_mnist("test")
     gen = torch.Generator().manual_seed(0)
     modulation = Modulation(sigma=6.0)
     answers = {}
-    for keying in ("fingerprint", "exact"):
-        service = VisionService(loaded, KeyedNoise("s" * 20), ServerSettings(keying=keying, max_batch=8))
+    for keying in ("field", "fingerprint", "exact"):
+        noise = FieldNoise("s" * 20) if keying == "field" else KeyedNoise("s" * 20)
+        service = VisionService(loaded, noise, ServerSettings(keying=keying, max_batch=8))
         same = 0
         for image in images[:16]:
             copies = image[None].repeat(6, 1, 1).to(torch.int16)
@@ -48,5 +49,6 @@ def test_near_duplicates_get_the_same_answer_with_the_fingerprint_only() -> None
             out = [r["labels"][0]["class_id"] for r in service.run(rows)]  # type: ignore[index]
             same += sum(o == out[0] for o in out[1:])
         answers[keying] = same / (16 * 5)
+    assert answers["field"] >= 0.95
     assert answers["fingerprint"] >= 0.85
     assert answers["exact"] <= 0.6  # fresh noise per copy: the answer changes as often as sigma 6 makes it

@@ -7,7 +7,7 @@ import concurrent.futures
 import openai
 import pytest
 
-from aimod import KeyedNoise, Modulation
+from aimod import FieldNoise, Modulation
 from aimod.server import build, create_app
 from aimod.text import generate
 from aimod.text.models import load_causal_lm
@@ -54,7 +54,12 @@ def test_tiers_apply_exactly_the_library_modulation(url: str, smollm2: tuple[obj
         with client(url, tier) as c:
             served = [chat(c, q) for q in QUESTIONS[:2]]
         local = generate(
-            model, tokenizer, QUESTIONS[:2], Modulation(sigma=sigma), noise=KeyedNoise(SECRET), max_new_tokens=10
+            model,
+            tokenizer,
+            QUESTIONS[:2],
+            Modulation(sigma=sigma),
+            noise=FieldNoise(SECRET, clip=5.0),
+            max_new_tokens=10,
         )
         assert served == local, tier
 

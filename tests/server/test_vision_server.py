@@ -67,7 +67,24 @@ def test_same_query_same_answer_and_multipart_equals_json(url: str, images: list
     assert first == again == upload
     assert first["tier"] == "free"
     assert len(first["labels"]) == 3
-    assert sum(label["probability"] for label in first["labels"]) <= 1.0 + 1e-6
+    assert all(set(label) == {"class_id", "label"} for label in first["labels"])  # release = "labels" at a noisy tier
+
+
+@pytest.mark.parametrize(("release", "decimals"), [("labels", None), ("rounded", 2), ("probabilities", 6)])
+def test_what_a_noisy_tier_gets_is_the_owners_release_setting(
+    fashion: object, images: list[bytes], release: str, decimals: int | None
+) -> None:
+    served = build(config("resnet-fashion", SIGMA, max_batch=4, release=release), SECRET, loaded=fashion)
+    with running(create_app(served)) as base, httpx.Client(base_url=base) as client:
+        free = classify(client, images[1], "free", top_k=10).json()["labels"]
+        premium = classify(client, images[1], "premium", top_k=10).json()["labels"]
+    assert all(len(str(label["probability"]).split(".")[-1]) > 2 for label in premium[:1])  # clean: 6 decimals
+    assert abs(sum(label["probability"] for label in premium) - 1) < 1e-4
+    if decimals is None:
+        assert all("probability" not in label for label in free)
+    else:
+        assert all(round(label["probability"], decimals) == label["probability"] for label in free)
+        assert abs(sum(label["probability"] for label in free) - 1) < 10 * 10.0**-decimals
 
 
 def test_concurrent_rows_are_batched_and_answer_as_alone(url: str, images: list[bytes]) -> None:

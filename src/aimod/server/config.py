@@ -181,11 +181,26 @@ class ServerSettings(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    keying: Literal["fingerprint", "exact"] = "fingerprint"
-    """Vision noise key: a coarse fingerprint of the clean logits (near-duplicate images share noise) or the
-    exact pixels."""
+    keying: Literal["field", "fingerprint", "exact"] = "field"
+    """What the utility noise is a function of: ``field`` (a smooth keyed random field of the clean logits, so
+    near-duplicates share noise with no boundary: :class:`aimod.FieldNoise`), ``fingerprint`` (keyed normals on
+    a quantised fingerprint of the clean logits; images only) or ``exact`` (keyed normals on the exact pixels or
+    token prefix). Every choice nests the tiers (:mod:`aimod.chain`)."""
+    field_scale: float = Field(default=3.0, gt=0, le=1000)
+    """``keying = "field"``: its length scale in log-probability units (larger: variants share more noise, and
+    so do distinct inputs)."""
+    field_features: int = Field(default=256, ge=8, le=4096)
+    """``keying = "field"``: random Fourier features (memory: features x classes floats per tier)."""
+    field_clip: float | None = Field(default=None, gt=0, le=1000)
+    """``keying = "field"``: log-probabilities below ``-field_clip`` count as equal. Default: 30 for vision
+    models (every class matters), 5 for language models (only tokens within a factor e^5 of certainty do; over
+    a 49k-token vocabulary the tail would otherwise decide the distance)."""
     fingerprint_step: float = Field(default=0.5, gt=0, le=100)
-    """Logit quantisation step of the fingerprint."""
+    """``keying = "fingerprint"``: logit quantisation step of the fingerprint."""
+    release: Literal["labels", "rounded", "probabilities"] = "labels"
+    """What ``/v1/classify`` returns at a tier with utility noise: the top-k ``labels`` only (the default: soft
+    votes over probabilities recover a tier faster than majority votes), probabilities ``rounded`` to 2
+    decimals, or the modulated ``probabilities`` (6 decimals). Tiers without noise always get probabilities."""
     batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
     """How long the first request of a batch waits for others."""
     max_batch: int = Field(default=32, ge=1, le=1024)

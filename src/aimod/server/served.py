@@ -2,16 +2,20 @@
 
 :func:`build` loads the model named in ``[model]``, reads the tiers (a tiers file is checked against the
 loaded model's name, weight hash and class count, so tiers calibrated for another model never apply), checks
-that every tenant's tier exists and builds the services with ``KeyedNoise(secret)``.
+that every tenant's tier exists and builds the services with the noise source of ``[server] keying``
+(``FieldNoise(secret)`` by default, or ``KeyedNoise(secret)``), whose utility noise is nested across tiers.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aimod.calibrate.tiers import Calibration, check_model, load_tiers
+from aimod.chain import same_cell
 from aimod.errors import AimodError, ConfigError
+from aimod.field import FieldNoise
 from aimod.noise import KeyedNoise
 from aimod.server.config import ServerConfig, check_tenant_tiers
 from aimod.server.policy import FocusPolicy
@@ -19,7 +23,7 @@ from aimod.server.tenants import Tenants
 from aimod.server.text import TextService
 from aimod.server.vision import VisionService
 
-__all__ = ["Served", "build"]
+__all__ = ["Served", "build", "noise_source"]
 
 
 @dataclass
@@ -63,7 +67,7 @@ def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
 
     where = str(config.path) if config.path is not None else "config"
     name = config.model.name
-    noise = KeyedNoise(secret)
+    noise = noise_source(config, secret, text=is_causal_lm(name))
     if is_causal_lm(name):
         model, tokenizer = loaded if loaded is not None else _load_text(name)
         num_classes, weights = int(model.config.vocab_size), model
@@ -80,10 +84,22 @@ def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
             check_model(calibration, name, weights_hash(weights), num_classes)
         except AimodError as error:
             raise ConfigError(where, "tiers.file", f"{path}: {error}") from None
+        calibrated_under = calibration.extra.get("noise")
+        if calibrated_under is not None and calibrated_under != getattr(noise, "noise_id", None):
+            raise ConfigError(
+                where,
+                "tiers.file",
+                f"{path} was calibrated under another noise (another secret or [server] field settings); "
+                f"run `aimod calibrate --server-config {where}` again.",
+            )
         tiers = {t.name: t.sigma for t in calibration.tiers}
     else:
         tiers = dict(config.tiers.sigma or {})
     check_tenant_tiers(config.tenants, list(tiers), where)
+    _check_chain(tiers, where)
+    if isinstance(noise, FieldNoise):  # build each tier's field now, not in the first request
+        device = next(weights.parameters()).device
+        noise.prepare(list(tiers.values()), num_classes, device)
     tenants = Tenants(config.tenants, tiers)
     try:
         if is_causal_lm(name):
@@ -95,6 +111,37 @@ def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
         raise ConfigError(where, "focus.allowed", str(error)) from None
     vision = VisionService(loaded, noise, config.server)
     return Served(config, loaded.name, loaded.task, tiers, calibration, tenants, policy, vision=vision)
+
+
+def noise_source(config: ServerConfig, secret: str, *, text: bool) -> KeyedNoise:
+    """The noise source of ``[server] keying``: :class:`~aimod.FieldNoise` or :class:`~aimod.KeyedNoise`.
+
+    Raises:
+        ConfigError: For ``keying = "fingerprint"`` with a language model.
+    """
+    where = str(config.path) if config.path is not None else "config"
+    settings = config.server
+    if settings.keying == "field":
+        clip = settings.field_clip if settings.field_clip is not None else (5.0 if text else 30.0)
+        return FieldNoise(secret, scale=settings.field_scale, features=settings.field_features, clip=clip)
+    if text and settings.keying == "fingerprint":
+        raise ConfigError(
+            where, "server.keying", "is 'fingerprint', which keys images only; use 'field' or 'exact' for text."
+        )
+    return KeyedNoise(secret)
+
+
+def _check_chain(tiers: dict[str, float], where: str) -> None:
+    """Two tiers whose σ share a grid cell of the nested noise would not be a chain with each other."""
+    ordered = sorted(tiers.items(), key=lambda item: item[1])
+    for (low_name, low), (high_name, high) in itertools.pairwise(ordered):
+        if same_cell(low, high):
+            raise ConfigError(
+                where,
+                "tiers",
+                f"{low_name!r} (sigma {low}) and {high_name!r} (sigma {high}) are within 0.034 % of each other, "
+                "too close for nested noise; give them the same sigma or move them apart.",
+            )
 
 
 def _load_text(name: str) -> tuple[Any, Any]:

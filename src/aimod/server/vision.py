@@ -158,6 +158,7 @@ class VisionService:
         return logits[:n]
 
     def _keys(self, rows: Sequence[VisionRow], clean: Tensor) -> Tensor:
+        # with keying = "field" the utility noise is a function of the clean logits; the keys seed focus noise
         if self.settings.keying == "exact":
             return exact_keys([row.pixels for row in rows])
         return fingerprint_keys(clean, self.settings.fingerprint_step)
@@ -171,12 +172,20 @@ class VisionService:
         return [
             {
                 "labels": [
-                    {"class_id": i, "label": id2label[i], "probability": round(p, 6)}
+                    self._label(i, p, row.modulation.sigma > 0)
                     for p, i in zip(values[r][: row.top_k], indices[r][: row.top_k], strict=True)
                 ]
             }
             for r, row in enumerate(rows)
         ]
+
+    def _label(self, class_id: int, probability: float, noisy: bool) -> dict[str, Any]:
+        """One top-k entry; at a tier with utility noise, the probability as ``[server] release`` says."""
+        entry: dict[str, Any] = {"class_id": class_id, "label": self.loaded.id2label[class_id]}
+        release = self.settings.release if noisy else "probabilities"
+        if release != "labels":
+            entry["probability"] = round(probability, 2 if release == "rounded" else 6)
+        return entry
 
     def _segment(self, row: VisionRow, clean: Tensor, key: Tensor, input_size: tuple[int, ...]) -> dict[str, Any]:
         id2label = self.loaded.id2label

@@ -1,0 +1,196 @@
+r"""Utility noise as a smooth keyed random field of the clean logits: near-duplicates share their noise.
+
+A key on the exact input (or on quantised logits) gives a fresh draw to every input that differs a little,
+so a client who sends many slightly changed copies of one input can vote a tier away. :class:`FieldNoise`
+makes the noise a smooth function of the query's clean logits instead:
+
+    ε(z) = A·φ(z),   φ(z) = normalise(cos(Ω·x(z)/ℓ + b)),   x(z) = max(log_softmax(z), −clip)
+
+with keyed standard normals ``A`` (``C x D``) and ``Ω`` (``D x C``), keyed uniform phases ``b`` and ``D`` random
+Fourier features. Because ``φ`` has unit norm and the rows of ``A`` are independent, **every query's noise is
+exactly N(0, I)** over its classes (the theory and calibration hold per query), while two queries get noise
+correlated by ``φ(z)·φ(z') ≈ exp(−|x − x'|² / 2ℓ²)``: near-duplicates (pixel noise, shifts, re-encodings) get
+almost the same noise and the same answer, with no boundary to step across; inputs whose clean distributions
+differ by several ``ℓ`` get nearly independent noise.
+
+Tiers stay nested (:mod:`aimod.chain`): ``A`` at variance ``t`` is a keyed Brownian motion in ``t`` per entry,
+so a lower tier's noise is a higher tier's plus an independent field. ``A_t`` depends only on the secret and
+``t``, so it is computed once per tier and cached (``D x C`` floats); a request then costs two small matrix
+products per position.
+
+For segmentation every pixel is a query of its own: its noise is the field at that pixel's clean logits, so a
+shifted or re-encoded copy of a scene gives each piece of content the noise it had before (a key per image
+would move with the pixel grid instead), and pixels with near-equal logits get near-equal noise.
+
+The trade-off, measured by benchmarks/bench_tier_integrity.py: the larger ``ℓ``, the more variants share noise
+(the attack gains less) and the more distinct inputs do too (an honest user's answers over a data set are
+correlated, so its agreement scatters more around the theory from one secret to another). Focus noise is not
+part of the field: it is keyed on the caller's row keys as with :class:`~aimod.KeyedNoise`.
+
+Example:
+    >>> import torch
+    >>> from aimod import Modulation, modulate_logits
+    >>> noise = FieldNoise("a long owner secret", scale=3.0, features=64)
+    >>> z = torch.tensor([[4.0, 1.0, 0.5]])
+    >>> keys = torch.tensor([0])
+    >>> a = modulate_logits(z, Modulation(sigma=1.0), noise=noise, keys=keys)
+    >>> b = modulate_logits(z + 1e-3, Modulation(sigma=1.0), noise=noise, keys=keys)
+    >>> bool((a - b).abs().max() < 0.01)   # a near-duplicate: nearly the same noise
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+
+import torch
+from torch import Tensor
+
+from aimod._hash import GOLDEN, mix64, signed64
+from aimod.chain import brownian
+from aimod.errors import InvalidArgumentError
+from aimod.noise import KeyedNoise, _key_words, normals
+
+__all__ = ["FieldNoise"]
+
+_OMEGA = signed64(0x2545F4914F6CDD1D)
+_PHASE = signed64(0x27BB2EE687B0B0FD)
+_AMPLITUDE = signed64(0x9FB21C651E98DF25)
+
+
+class FieldNoise(KeyedNoise):
+    """Keyed utility noise that is a smooth random field of each row's clean logits.
+
+    Args:
+        secret: The owner's secret (str or bytes); hashed once, never stored or shown.
+        scale: ``ℓ``, the field's length scale in log-probability units: queries whose clipped log-softmax
+            vectors differ by much less than ``ℓ`` share their noise.
+        features: ``D``, the number of random Fourier features.
+        clip: Log-probabilities below ``-clip`` count as ``-clip`` (classes or tokens that cannot matter).
+        cache: How many ``(σ, C)`` amplitude tensors to keep (one per served tier and class count).
+
+    Row keys (``keys=`` of :func:`aimod.modulate_logits`) are still required: they key the focus noise.
+    """
+
+    def __init__(
+        self, secret: str | bytes, *, scale: float = 3.0, features: int = 256, clip: float = 30.0, cache: int = 16
+    ) -> None:
+        super().__init__(secret)
+        for name, value in (("scale", scale), ("clip", clip)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise InvalidArgumentError(name, value, "a finite number > 0", "For example scale=3.0, clip=30.0.")
+        for name, count in (("features", features), ("cache", cache)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise InvalidArgumentError(name, count, "an int >= 1", "For example features=256.")
+        self.scale = float(scale)
+        self.features = features
+        self.clip = float(clip)
+        self._field_words = _key_words(b"field" + self._words[0].to_bytes(8, "little", signed=True), b"aimod-field-v1")
+        self._cache: OrderedDict[tuple[float, int, str], Tensor] = OrderedDict()
+        self._cache_size = cache
+        self._projection: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}
+
+    def __repr__(self) -> str:
+        return f"FieldNoise(secret=<hidden>, scale={self.scale}, features={self.features}, clip={self.clip})"
+
+    @property
+    def noise_id(self) -> str:
+        """A one-way identifier of this exact field (secret and settings), for tiers calibrated under it.
+
+        Example:
+            >>> a, b = FieldNoise("a long owner secret"), FieldNoise("a long owner secret", scale=2.0)
+            >>> a.noise_id == FieldNoise("a long owner secret").noise_id, a.noise_id == b.noise_id
+            (True, False)
+        """
+        material = b"".join(w.to_bytes(8, "little", signed=True) for w in self._field_words)
+        settings = f"{self.scale!r}/{self.features}/{self.clip!r}".encode()
+        return "field:" + hashlib.blake2b(material + settings, digest_size=16, person=b"aimod-noise-id").hexdigest()
+
+    def _seeds(self, tag: int, count: int, device: torch.device) -> Tensor:
+        base = signed64((self._field_words[0] ^ tag) + self._field_words[1])
+        return mix64(torch.arange(count, dtype=torch.int64, device=device).mul_(GOLDEN).add_(base))
+
+    def _frequencies(self, num_classes: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """``Ω / ℓ`` as ``(C, D)`` and the phases ``b`` ``(D,)``, both float32, cached per class count."""
+        key = (num_classes, str(device))
+        if key not in self._projection:
+            omega = normals(self._seeds(_OMEGA, 1, device), num_classes, self.features)[0]  # (C, D)
+            u = normals(self._seeds(_PHASE, 1, device), 1, self.features)[0, 0]
+            phase = torch.special.ndtr(u.double()).mul_(2 * math.pi).to(torch.float32)
+            self._projection[key] = (omega.div_(self.scale), phase)
+        return self._projection[key]
+
+    def amplitudes(self, sigma: float, num_classes: int, device: torch.device) -> Tensor:
+        """``A`` at variance ``σ²``: float32 ``(D, C)``, each entry ``N(0, σ²)``, nested in σ (cached)."""
+        key = (float(sigma), num_classes, str(device))
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        seeds = self._seeds(_AMPLITUDE, self.features, device)
+        variance = torch.full((self.features,), float(sigma) ** 2, dtype=torch.float64, device=device)
+        amplitude = brownian(seeds, 1, num_classes, variance)[:, 0]
+        self._cache[key] = amplitude
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return amplitude
+
+    def prepare(self, sigmas: list[float], num_classes: int, device: torch.device | str = "cpu") -> None:
+        """Computes and keeps the amplitudes of these tiers (a server calls it once at start-up).
+
+        Example:
+            >>> noise = FieldNoise("a long owner secret", features=8)
+            >>> noise.prepare([0.0, 1.0, 2.5], 10)
+            >>> len(noise._cache)
+            2
+        """
+        served = sorted({float(torch.tensor(s, dtype=torch.float32)) for s in sigmas if s > 0})
+        self._cache_size = max(self._cache_size, len(served))
+        for sigma in served:
+            self.amplitudes(sigma, num_classes, torch.device(device))
+
+    def phi(self, clean: Tensor) -> Tensor:
+        """Unit-norm features ``φ`` ``(N, D)`` of ``(N, C)`` clean logits.
+
+        Example:
+            >>> f = FieldNoise("a long owner secret", features=8).phi(torch.zeros(2, 3))
+            >>> f.shape, bool(torch.allclose(f.norm(dim=1), torch.ones(2)))
+            (torch.Size([2, 8]), True)
+        """
+        x = clean.to(torch.float32).log_softmax(-1).clamp_(min=-self.clip)
+        omega, phase = self._frequencies(x.shape[1], x.device)
+        features = torch.cos(_rows_matmul(x, omega).add_(phase))
+        norms: Tensor = features.norm(dim=1, keepdim=True).clamp_(min=1e-30)
+        return features.div_(norms)
+
+    def utility(self, clean: Tensor, sigma: Tensor, row_seeds: Tensor) -> Tensor:
+        """``A_σ·φ(z)`` at every position: float32 ``(B, P, C)``, ``N(0, σ²)`` per element for every row."""
+        batch, positions, classes = clean.shape
+        out = torch.zeros(batch, positions, classes, dtype=torch.float32, device=clean.device)
+        values = sigma.tolist()
+        for value in sorted(set(values)):
+            if value == 0.0:
+                continue
+            rows = torch.tensor([i for i, v in enumerate(values) if v == value], device=clean.device)
+            z = clean.index_select(0, rows).reshape(-1, classes)  # every position of these rows is a query
+            noise = _rows_matmul(self.phi(z), self.amplitudes(value, classes, clean.device))
+            out.index_copy_(0, rows, noise.view(len(rows), positions, classes))
+        return out
+
+
+_CHUNK = 16
+
+
+def _rows_matmul(x: Tensor, w: Tensor) -> Tensor:
+    """``x @ w`` in chunks of exactly 16 rows (zero-padded): a row's bits never depend on the other rows.
+
+    BLAS takes other code paths for other row counts (measured: one row alone gives different low bits than the
+    same row among others, while any position of a 16-row product gives the same bits).
+    """
+    rows = x.shape[0]
+    padded = -(-rows // _CHUNK) * _CHUNK
+    if padded != rows:
+        x = torch.cat([x, x.new_zeros(padded - rows, x.shape[1])])
+    out = torch.cat([x[i : i + _CHUNK] @ w for i in range(0, padded, _CHUNK)])
+    return out[:rows]
