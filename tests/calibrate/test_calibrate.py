@@ -117,3 +117,53 @@ def test_a_target_of_one_under_focus_is_checked_not_assumed() -> None:
     z, _ = classifier_logits(2000, 10, seed=0)
     with pytest.raises(InvalidTargetError):
         calibrate_logits(z, {"premium": 1.0, "free": 0.5}, focus={3: 4.0})
+
+
+def test_tiers_calibrated_under_a_servers_field_hold_for_that_secret_on_held_out_images() -> None:
+    """A field correlates the noise of similar inputs: one secret's agreement scatters around the theory, and
+    measuring under that secret's field puts the tier on target for inputs like the calibration ones."""
+    from aimod import FieldNoise
+    from aimod.calibrate.inputs import logit_rows
+    from aimod.calibrate.vision import _agreement_under
+    from aimod.models import load
+
+    loaded = load("resnet-fashion")
+    calibration = logit_rows(loaded, "calibration", None).logits
+    held_out = logit_rows(loaded, "held-out", None).logits
+    noise = FieldNoise("calibration field secret 0123456789")
+    tiers = calibrate_logits(calibration, {"basic": 0.7, "free": 0.5}, noise=noise)
+    for tier in tiers:
+        assert tier.predicted == pytest.approx(tier.target, abs=0.003)  # measured under the field, on these inputs
+        measured = float(_agreement_under(held_out, Modulation(sigma=tier.sigma), noise, None).mean())
+        assert abs(measured - tier.target) < 0.025
+
+
+def test_aimod_calibrate_under_a_server_config_binds_the_file_to_its_noise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aimod.errors import ConfigError
+    from aimod.models import load
+    from aimod.server import build
+    from aimod.server.config import hash_key, load_config
+
+    server = tmp_path / "server.toml"
+    server.write_text(
+        '[model]\nname = "resnet-fashion"\n[tiers]\nfile = "tiers.toml"\n[[tenants]]\nname = "a"\ntier = "free"\n'
+        f'key_sha256 = "{hash_key("a-long-api-key-0123456789")}"\n'
+    )
+    monkeypatch.setenv("AIMOD_SECRET", "the server's own secret 0123456789")
+    args = ["calibrate", "--model", "resnet-fashion", "--tier", "free=0.5", "--samples", "1000"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "tiers.toml"), "--server-config", str(server)])
+    assert result.exit_code == 0, result.output
+    tiers = load_tiers(tmp_path / "tiers.toml")
+    assert tiers.extra["noise"].startswith("field:")
+    assert "measured under the server's field" in tiers.method
+    assert "0123456789" not in (tmp_path / "tiers.toml").read_text()  # the secret is not in the file
+    fashion = load("resnet-fashion")
+    config = load_config(server)
+    assert build(config, "the server's own secret 0123456789", loaded=fashion).tiers["free"] == tiers.tier("free").sigma
+    with pytest.raises(ConfigError, match="calibrated under another noise"):
+        build(config, "another secret 0123456789abcdef", loaded=fashion)
+    wrong = CliRunner().invoke(cli, ["calibrate", "--model", "segformer-scenes", "--server-config", str(server)])
+    assert wrong.exit_code != 0
+    assert "serves 'resnet-fashion'" in wrong.output

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from aimod.calibrate.tiers import Calibration, check_targets, parse_tiers
+from aimod.errors import InvalidArgumentError
+from aimod.field import FieldNoise
 
 __all__ = ["calibrate"]
 
@@ -18,6 +20,7 @@ def calibrate(
     keys: int = 2,
     max_new_tokens: int = 24,
     progress: Callable[[str], None] | None = None,
+    noise: FieldNoise | None = None,
 ) -> Calibration:
     """Calibrates ``tiers`` (``["free=0.5", ...]`` or a mapping) for a model, without labels.
 
@@ -25,9 +28,14 @@ def calibrate(
     (:func:`aimod.calibrate.calibrate_logits`). Language models: σ fitted to measured token agreement, started
     from the one-step theory (:func:`aimod.calibrate.calibrate_text`). Inputs: see :mod:`aimod.calibrate.inputs`.
 
+    With ``noise`` (a server's :class:`~aimod.FieldNoise`), vision tiers are refined to the agreement measured
+    under that noise, and the file records its :attr:`~aimod.FieldNoise.noise_id` so that only a server with the
+    same secret and field settings accepts it.
+
     Raises:
         InvalidTargetError: For malformed, out-of-range or non-monotone targets (before any model is loaded).
         UnknownModelError: For an unknown model name.
+        InvalidArgumentError: For ``noise`` with a language model (text tiers are measured with keyed noise).
     """
     from aimod.calibrate.inputs import calibration_prompts, logit_rows
     from aimod.models.identity import weights_hash
@@ -38,6 +46,13 @@ def calibrate(
     say = progress or (lambda _: None)
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if is_causal_lm(model_name):
+        if noise is not None:
+            raise InvalidArgumentError(
+                "noise",
+                "a field noise for a language model",
+                "no noise (text tiers are measured with keyed noise)",
+                "Calibrate text tiers without --server-config.",
+            )
         from aimod.calibrate.text import calibrate_text
         from aimod.text.models import load_causal_lm
 
@@ -66,17 +81,24 @@ def calibrate(
     check_targets(targets, loaded.num_classes)
     say("clean logits of the calibration inputs")
     rows = logit_rows(loaded, "calibration", samples)
-    say("sigma per tier from the theory")
-    result_tiers = calibrate_logits(rows.logits, targets, groups=rows.groups)
+    say("sigma per tier from the theory" + (", then measured under the server's field noise" if noise else ""))
+    result_tiers = calibrate_logits(rows.logits, targets, groups=rows.groups, noise=noise)
     per = "per-pixel " if rows.groups is not None else ""
+    method = "exact theory on the clean logits (aimod.theory.sigma_for); 95 % t-interval over inputs"
+    if noise is not None:
+        method = (
+            "exact theory on the clean logits, then sigma refined to the agreement measured under the server's "
+            "field noise (aimod.calibrate.measured_sigma); 95 % t-interval over inputs"
+        )
     return Calibration(
         model=loaded.name,
         weights_sha256=weights_hash(loaded.model),
         num_classes=loaded.num_classes,
         metric=f"{per}agreement of the modulated decisions with the clean model's",
-        method="exact theory on the clean logits (aimod.theory.sigma_for); 95 % t-interval over inputs",
+        method=method,
         inputs=rows.description,
         samples=rows.inputs,
         date=date,
         tiers=result_tiers,
+        extra={"noise": noise.noise_id} if noise is not None else {},
     )
