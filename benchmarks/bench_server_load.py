@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from _server import wait_healthy
 from aimod.server.config import hash_key
 
 KEYS = {"premium": "bench-premium-key-0123456789", "free": "bench-free-key-0123456789"}
@@ -145,16 +146,7 @@ batch_wait_ms = {args.wait_ms}
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+        wait_healthy(base, server)
         bodies = payloads(args.model, 500 if not text else 220)
         asyncio.run(phase(base, path, "free", bodies, args.clients, 2.0))  # warm-up
         rss_before = rss_mib(server.pid)

@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from aimod.demo.context import Context
+from aimod.demo.context import SECRET, Context
 from aimod.demo.report import Figure, Section, Table
 from aimod.eval.attack import majority_vote, perturb_pixels
 from aimod.eval.report import pyplot
 from aimod.eval.sweep import cache_logits
+from aimod.field import FieldNoise
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource, SeededNoise
 from aimod.redistribute import modulate_logits
@@ -75,14 +76,16 @@ def repeated_queries(ctx: Context) -> Section:
     fingerprints = fingerprint_keys(near_logits, FINGERPRINT_STEP)
     near_fingerprint = agreement_of_majority(near_logits, ctx.noise, fingerprints)
     distinct = sum(len(set(k.tolist())) for k in fingerprints.view(n, q)) / n
+    near_field = agreement_of_majority(near_logits, FieldNoise(SECRET), fingerprints)  # the keys seed focus only
     predicted = float(theory.agreement(clean_logits.double(), m).mean())
 
-    results = [
+    results: list[tuple[str, float, float | int | str]] = [
         ("one query (an honest user)", single, 1),
         (f"majority of {q}, fresh noise per query (the published code)", fresh, q),
         (f"majority of {q}, keyed noise (aimod)", keyed, 1),
         (f"majority of {q} near-duplicates, keyed on exact pixels", near_exact, exact_distinct),
-        (f"majority of {q} near-duplicates, keyed on the logit fingerprint (aimod serve)", near_fingerprint, distinct),
+        (f"majority of {q} near-duplicates, keyed on the logit fingerprint", near_fingerprint, distinct),
+        (f"majority of {q} near-duplicates, noise a field of the clean logits (aimod serve)", near_field, "-"),
     ]
     _plot(results, tier.target, ctx.folder / "5-attack.png")
     return Section(
@@ -94,14 +97,15 @@ def repeated_queries(ctx: Context) -> Section:
             f"sends each of {n} held-out images {q} times and keeps the majority answer. With fresh noise per query "
             "the majority converges to the full model's answer: paying for more queries undoes the tier. aimod keys "
             "the noise on the query's content, so every copy gets the same answer. Near-duplicates (each copy with "
-            "faint pixel noise) defeat a key on the exact pixels; aimod serve keys images on a coarse fingerprint "
-            "of the clean logits instead."
+            "faint pixel noise) defeat a key on the exact pixels and partly a key on a quantised fingerprint of the "
+            "clean logits; aimod serve makes the noise a smooth keyed field of the clean logits instead, so "
+            "near-duplicates get nearly the same noise with no boundary to step across."
         ),
         findings=[
             f"One query agrees with the full model {100 * single:.1f} % of the time (theory {100 * predicted:.1f} %)",
             f"Majority of {q} with fresh noise: {100 * fresh:.1f} %; with aimod's keyed noise: {100 * keyed:.1f} %",
             f"Near-duplicates: exact keys {100 * near_exact:.1f} %, fingerprint keys {100 * near_fingerprint:.1f} % "
-            f"({distinct:.2f} distinct keys per image over {q} copies)",
+            f"({distinct:.2f} distinct keys per image over {q} copies), the field {100 * near_field:.1f} %",
         ],
         metrics={
             "sigma": tier.sigma,
@@ -111,6 +115,7 @@ def repeated_queries(ctx: Context) -> Section:
             "keyed_majority": keyed,
             "near_exact_majority": near_exact,
             "near_fingerprint_majority": near_fingerprint,
+            "near_field_majority": near_field,
             "fingerprint_keys_per_input": distinct,
         },
         figures=[
@@ -133,10 +138,10 @@ def repeated_queries(ctx: Context) -> Section:
     )
 
 
-def _plot(results: list[tuple[str, float, float]], target: float, path: Path) -> None:
+def _plot(results: list[tuple[str, float, float | int | str]], target: float, path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    colors = ["C7", "C3", "C2", "C3", "C2"]
+    colors = ["C7", "C3", "C2", "C3", "C1", "C2"]
     y = list(range(len(results)))[::-1]
     ax.barh(y, [100 * v for _, v, _ in results], color=colors[: len(results)])
     for yy, (_, v, _) in zip(y, results, strict=True):
