@@ -53,7 +53,12 @@ from aimod.chain import brownian
 from aimod.errors import InvalidArgumentError
 from aimod.noise import KeyedNoise, _key_words, normals
 
-__all__ = ["FieldNoise"]
+__all__ = ["TEXT_CLIP", "TEXT_FEATURES", "FieldNoise"]
+
+TEXT_CLIP = 5.0
+"""The clip of language models' fields (:meth:`FieldNoise.for_text`)."""
+TEXT_FEATURES = 64
+"""The feature count of language models' fields."""
 
 _OMEGA = signed64(0x2545F4914F6CDD1D)
 _PHASE = signed64(0x27BB2EE687B0B0FD)
@@ -94,6 +99,20 @@ class FieldNoise(KeyedNoise):
 
     def __repr__(self) -> str:
         return f"FieldNoise(secret=<hidden>, scale={self.scale}, features={self.features}, clip={self.clip})"
+
+    @classmethod
+    def for_text(cls, secret: str | bytes, *, scale: float = 3.0) -> FieldNoise:
+        """The field ``aimod serve`` uses for language models: ``clip`` 5 and 64 features.
+
+        Over a vocabulary of tens of thousands of tokens the tail would otherwise decide the distance between
+        two steps' distributions (only tokens within a factor ``e^5`` of certainty count), and 64 features keep
+        the two matrix products per decoding step cheap (text releases decisions, not log-probabilities).
+
+        Example:
+            >>> FieldNoise.for_text("a long owner secret")
+            FieldNoise(secret=<hidden>, scale=3.0, features=64, clip=5.0)
+        """
+        return cls(secret, scale=scale, features=TEXT_FEATURES, clip=TEXT_CLIP)
 
     @property
     def noise_id(self) -> str:

@@ -58,7 +58,7 @@ def test_tiers_apply_exactly_the_library_modulation(url: str, smollm2: tuple[obj
             tokenizer,
             QUESTIONS[:2],
             Modulation(sigma=sigma),
-            noise=FieldNoise(SECRET, clip=5.0),
+            noise=FieldNoise.for_text(SECRET),
             max_new_tokens=10,
         )
         assert served == local, tier

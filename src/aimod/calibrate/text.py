@@ -30,6 +30,7 @@ from torch import Tensor
 
 from aimod.calibrate.tiers import Tier, check_targets
 from aimod.errors import InvalidArgumentError, InvalidTargetError
+from aimod.field import FieldNoise
 from aimod.modulation import Modulation
 from aimod.noise import KeyedNoise
 
@@ -62,7 +63,7 @@ def measure_token_agreement(
             tokenizer,
             prompts,
             mods,
-            noise=KeyedNoise(key),
+            noise=FieldNoise.for_text(key),
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
         )

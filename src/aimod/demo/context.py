@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aimod.field import FieldNoise
 from aimod.noise import KeyedNoise
 
 __all__ = ["FULL", "QUICK", "SECRET", "TARGETS", "Budget", "Context"]
@@ -85,5 +86,7 @@ class Context:
     step: Callable[[str], None] = lambda _: None
     """Called as each step starts, with what it does (drives the progress display)."""
     noise: KeyedNoise = field(default_factory=lambda: KeyedNoise(SECRET))
+    text_noise: FieldNoise = field(default_factory=lambda: FieldNoise.for_text(SECRET))
+    """The language model's noise, as ``aimod serve`` draws it (a field of each step's clean logits)."""
     shared: dict[str, Any] = field(default_factory=dict)
     """Results later sections reuse (resnet-fashion's tiers for the attack)."""

@@ -49,13 +49,15 @@ def text_tiers(ctx: Context) -> Section:
     ctx.step("smollm2-135m: the same questions at each tier")
     held_items = calibration_items("held-out", budget.text_heldout)
     shown = [next(i for i in held_items if i.category == c) for c in CATEGORIES]
-    answers = generate_grid(model, tokenizer, [i.question for i in shown], mods, noise=ctx.noise, max_new_tokens=24)
+    answers = generate_grid(
+        model, tokenizer, [i.question for i in shown], mods, noise=ctx.text_noise, max_new_tokens=24
+    )
     answer_rows = [[item.question] + [answers.texts[m][q] for m in range(len(mods))] for q, item in enumerate(shown)]
 
     ctx.step(f"smollm2-135m: {len(held_items)} held-out questions at each tier")
     held_prompts, _ = calibration_prompts("held-out", budget.text_heldout)
     clean = generate_grid(
-        model, tokenizer, held_prompts, [Modulation()], noise=ctx.noise, max_new_tokens=TOKENS, batch_size=16
+        model, tokenizer, held_prompts, [Modulation()], noise=ctx.text_noise, max_new_tokens=TOKENS, batch_size=16
     )  # the batch size of the measurement below: the model's float rounding depends on it
     agreement = measure_token_agreement(
         model,
@@ -84,7 +86,7 @@ def text_tiers(ctx: Context) -> Section:
         for s in strengths:
             focus_prompts.append(prompt)
             focus_mods.append(Modulation(focus={word: s}) if s else Modulation())
-    focused = generate(model, tokenizer, focus_prompts, focus_mods, noise=ctx.noise, max_new_tokens=24)
+    focused = generate(model, tokenizer, focus_prompts, focus_mods, noise=ctx.text_noise, max_new_tokens=24)
     focus_rows = [
         [p, "none" if m.is_identity else f"{next(iter(m.focus))}={next(iter(m.focus.values())):+g}", text]
         for p, m, text in zip(focus_prompts, focus_mods, focused, strict=True)
@@ -149,7 +151,8 @@ def text_tiers(ctx: Context) -> Section:
             "with aimod's logits processor. A completion is a chain of decisions, so text tiers are calibrated by "
             f"measuring the token agreement of {TOKENS}-token answers with the full model's, started from the "
             "theory's exact first-token sigma. The same questions are then answered at each tier (noise keyed on "
-            "the prompt: asking again gives the same answer), and the tiers are checked on held-out questions. "
+            "each step's clean next-token distribution, as aimod serve does: asking again gives the same answer), "
+            "and the tiers are checked on held-out questions. "
             "Focus names words; aimod expands them to their tokens."
         ),
         findings=findings,

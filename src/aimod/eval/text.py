@@ -12,7 +12,8 @@ Utility sweeps (:func:`text_sweep` with ``kind="utility"``) measure, per σ and 
   decision, so the theory predicts it exactly from the clean first-step logits (shown as ``predicted``).
 
 All σ values of a seed run as one grid (:func:`aimod.text.generate_grid`: rows = prompts x σ, each prompt's
-prefill shared); seed ``s`` is ``KeyedNoise("aimod-sweep-seed-<s>")``, so every point is reproducible.
+prefill shared); seed ``s`` is ``FieldNoise.for_text("aimod-sweep-seed-<s>")``, the noise ``aimod serve`` gives
+a language model, so every point is reproducible.
 
 Focus sweeps (``kind="focus"``) generate free answers to the same questions and report ``word_rate``, the
 share of completions that contain one of the focused words (whole words, any case), and ``token_agreement``.
@@ -29,6 +30,7 @@ import torch
 from aimod.data.facts import FactItem
 from aimod.errors import InvalidArgumentError
 from aimod.eval.sweep import SweepPoint, SweepResult, estimate
+from aimod.field import FieldNoise
 from aimod.modulation import Modulation
 from aimod.noise import KeyedNoise
 
@@ -134,7 +136,7 @@ def text_sweep(
                 tokenizer,
                 questions,
                 [mods[v] for v in noisy],
-                noise=KeyedNoise(f"aimod-sweep-seed-{seed}"),
+                noise=FieldNoise.for_text(f"aimod-sweep-seed-{seed}"),
                 max_new_tokens=tokens,
                 batch_size=batch_size,
                 reply_prefix=stems,
@@ -188,7 +190,7 @@ def text_sweep(
             clean_metrics["mc_accuracy"] = float((clean_ll.argmax(1) == labels).double().mean())
             for v, mod in enumerate(mods):
                 for seed in range(seeds):
-                    ll = scored.loglikelihoods(mod, noise=KeyedNoise(f"aimod-sweep-seed-{seed}"))
+                    ll = scored.loglikelihoods(mod, noise=FieldNoise.for_text(f"aimod-sweep-seed-{seed}"))
                     runs[v][seed]["mc_accuracy"] = float((ll.argmax(1) == labels).double().mean())
                 if progress is not None:
                     progress(1)

@@ -189,8 +189,9 @@ class ServerSettings(_Strict):
     field_scale: float = Field(default=3.0, gt=0, le=1000)
     """``keying = "field"``: its length scale in log-probability units (larger: variants share more noise, and
     so do distinct inputs)."""
-    field_features: int = Field(default=256, ge=8, le=4096)
-    """``keying = "field"``: random Fourier features (memory: features x classes floats per tier)."""
+    field_features: int | None = Field(default=None, ge=8, le=4096)
+    """``keying = "field"``: random Fourier features (memory: features x classes floats per tier). Default: 256
+    for vision models, 64 for language models (two matrix products per decoding step)."""
     field_clip: float | None = Field(default=None, gt=0, le=1000)
     """``keying = "field"``: log-probabilities below ``-field_clip`` count as equal. Default: 30 for vision
     models (every class matters), 5 for language models (only tokens within a factor e^5 of certainty do; over

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from aimod.calibrate.tiers import Calibration, check_model, load_tiers
 from aimod.chain import same_cell
 from aimod.errors import AimodError, ConfigError
-from aimod.field import FieldNoise
+from aimod.field import TEXT_CLIP, TEXT_FEATURES, FieldNoise
 from aimod.noise import KeyedNoise
 from aimod.server.config import ServerConfig, check_tenant_tiers
 from aimod.server.policy import FocusPolicy
@@ -122,8 +122,9 @@ def noise_source(config: ServerConfig, secret: str, *, text: bool) -> KeyedNoise
     where = str(config.path) if config.path is not None else "config"
     settings = config.server
     if settings.keying == "field":
-        clip = settings.field_clip if settings.field_clip is not None else (5.0 if text else 30.0)
-        return FieldNoise(secret, scale=settings.field_scale, features=settings.field_features, clip=clip)
+        clip = settings.field_clip if settings.field_clip is not None else (TEXT_CLIP if text else 30.0)
+        features = settings.field_features if settings.field_features is not None else (TEXT_FEATURES if text else 256)
+        return FieldNoise(secret, scale=settings.field_scale, features=features, clip=clip)
     if text and settings.keying == "fingerprint":
         raise ConfigError(
             where, "server.keying", "is 'fingerprint', which keys images only; use 'field' or 'exact' for text."

@@ -39,8 +39,8 @@ from typing import Any
 import torch
 
 from aimod.errors import InvalidArgumentError, MissingExtraError
+from aimod.field import FieldNoise
 from aimod.modulation import Modulation
-from aimod.noise import KeyedNoise
 from aimod.text.focus import token_focus
 from aimod.text.processor import AimLogitsProcessor
 from aimod.text.scoring import modulate_sequence_logits
@@ -110,7 +110,7 @@ class AimodLM(HFLM):  # type: ignore[misc]
         kwargs.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
         super().__init__(pretrained=pretrained, **kwargs)
         self.modulation = token_focus(self.tokenizer, modulation)
-        self.noise = KeyedNoise(_secret(secret_file, seed))
+        self.noise = FieldNoise.for_text(_secret(secret_file, seed))
 
     def _model_call(self, inps: torch.Tensor, attn_mask: Any = None, labels: Any = None) -> torch.Tensor:
         logits: torch.Tensor = super()._model_call(inps, attn_mask, labels)
