@@ -2,8 +2,11 @@
 
 For logits ``z`` and a :class:`~aimod.Modulation` per row, it returns ``z + σ·ε + s·σ_t·|η|`` where ``ε``
 is standard normal noise on every class (utility) and ``|η|`` half-normal noise on each focused class
-``t`` with signed strength ``s·σ_t`` (focus). The noise comes from a :class:`~aimod.noise.NoiseSource`, is
-computed in float32 and is drawn independently per row, per position (pixel) and per class.
+``t`` with signed strength ``s·σ_t`` (focus). The noise comes from a :class:`~aimod.noise.NoiseSource` and is
+computed in float32. The source makes the utility term (:meth:`~aimod.noise.NoiseSource.utility`): ``σ·ε``
+for :class:`~aimod.SeededNoise`, the nested keyed path for :class:`~aimod.KeyedNoise`, a field of the clean
+logits for :class:`~aimod.FieldNoise`; in each case every (row, position) gets ``N(0, σ²)`` on every class,
+independently across classes. Focus noise is keyed normals on the row seeds.
 """
 
 from __future__ import annotations
