@@ -492,6 +492,17 @@ def vision_part(args: argparse.Namespace) -> None:
         + " | ".join(cells)
         + " |"
     )
+    cal_reference = calibration.argmax(1)
+    for tier in TARGETS:  # why calibrating under the secret works: its scatter is the same on both halves
+        pairs = []
+        for s in range(SECRETS):
+            noise = FieldNoise(f"{SECRET}-{s}")
+            m = Modulation(sigma=sigmas[tier])
+            on_cal = modulate_logits(calibration, m, noise=noise, keys=_zeros(calibration)).argmax(1) == cal_reference
+            on_held = modulate_logits(held_out, m, noise=noise, keys=fp_keys).argmax(1) == reference
+            pairs.append((float(on_cal.float().mean()), float(on_held.float().mean())))
+        corr = float(torch.corrcoef(torch.tensor(pairs).T)[0, 1])
+        print(f"field, scale 3, {tier}: correlation over the secrets of calibration and held-out agreement {corr:.3f}")
     shared = torch.unique(fp_keys, return_counts=True)[1]
     print(
         f"fingerprint: {int(shared[shared > 1].sum())} of {len(held_out)} held-out images share their key with another"

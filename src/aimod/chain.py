@@ -17,7 +17,8 @@ a last bridge step reaches ``t`` inside its cell. Every ``ξ`` is a keyed normal
 point costs ``LEVELS + 2`` normals and the values at the grid nodes are exactly a Brownian motion. Two tiers in
 one cell (σ within 0.034 % of each other) share that cell's last normal: each is still exactly ``N(0, σ²)``,
 but they are not a chain with each other (:func:`same_cell` tells; the server refuses such tier pairs).
-Beyond ``t_N`` the path goes on with one more independent increment.
+Beyond ``t_N`` the path goes on with one more independent increment. ``B(t)`` is a weighted sum of 18 bounded
+keyed normals, so it is bounded by ``5.42·Σ|weights|`` (larger than ``5.42·σ``), not by ``5.42·σ`` itself.
 
 Example:
     >>> import torch
