@@ -24,7 +24,7 @@ import torch
 
 from aimod import Modulation, SeededNoise, modulate_logits, theory
 from aimod.calibrate import calibrate, focus_effect
-from aimod.calibrate.inputs import calibration_items, calibration_prompts, logit_rows
+from aimod.calibrate.inputs import logit_rows
 
 TIERS = ["premium=1.0", "standard=0.9", "basic=0.7", "free=0.5"]
 SEEDS = 5
@@ -70,7 +70,7 @@ def task_fraction(name: str, rows: torch.Tensor, sigma: float) -> str:
 
 
 def vision_section(name: str, photo_crops: int) -> None:
-    from aimod.models import load
+    from aimod.catalog import load
 
     started = time.perf_counter()
     samples = photo_crops if name not in ("resnet-fashion", "segformer-scenes") else None
@@ -99,15 +99,17 @@ def vision_section(name: str, photo_crops: int) -> None:
 def text_section(samples: int | None) -> None:
     from aimod import KeyedNoise
     from aimod.calibrate.text import measure_token_agreement
+    from aimod.catalog import load
     from aimod.eval.text import text_sweep
     from aimod.text.generation import generate_grid
-    from aimod.text.models import load_causal_lm
 
     started = time.perf_counter()
     result = calibrate("smollm2-135m", TIERS, samples=samples)
     print(f"\nsmollm2-135m: calibrated on {result.inputs} ({time.perf_counter() - started:.1f} s)")
-    model, tokenizer = load_causal_lm("smollm2-135m")
-    prompts, description = calibration_prompts("held-out", samples)
+    smollm2 = load("smollm2-135m")
+    model, tokenizer = smollm2.model, smollm2.tokenizer
+    held = smollm2.inputs("held-out", samples)
+    prompts, description = held.prompts, held.description
     clean = generate_grid(
         model, tokenizer, prompts, [Modulation()], noise=KeyedNoise("clean"), max_new_tokens=24, batch_size=16
     )
@@ -122,7 +124,7 @@ def text_section(samples: int | None) -> None:
         max_new_tokens=24,
         batch_size=16,
     )
-    held_items = calibration_items("held-out", samples)
+    held_items = held.items
     em = text_sweep(model, tokenizer, held_items, [0.0, *sigmas], seeds=2, multiple_choice=False, batch_size=16)
     em_clean = em.points[0].measured["exact_match"].mean
     print(f"  held out: {description}; exact match on their stems, clean {100 * em_clean:.1f} %")
@@ -144,7 +146,7 @@ def text_section(samples: int | None) -> None:
 
 
 def size_section() -> None:
-    from aimod.models import load
+    from aimod.catalog import load
 
     print(
         "\nCalibration error against sample size: |held-out agreement - target|, median and 90th percentile over 20 subsets"
@@ -181,7 +183,7 @@ def size_section() -> None:
 
 
 def focus_section() -> None:
-    from aimod.models import load
+    from aimod.catalog import load
 
     loaded = load("resnet-fashion")
     held = logit_rows(loaded, "held-out").logits

@@ -27,9 +27,9 @@ import torch
 
 from aimod import KeyedNoise, Modulation, SeededNoise, modulate_logits, theory
 from aimod.calibrate.inputs import logit_rows
+from aimod.catalog import load
 from aimod.data.fashion_mnist import load_fashion_mnist
 from aimod.eval.attack import majority_vote, perturb_pixels
-from aimod.models import load
 from aimod.server.config import ServerSettings
 from aimod.server.keys import exact_keys, fingerprint_keys
 from aimod.server.vision import VisionRow, VisionService

@@ -16,8 +16,8 @@ import torch
 from torch.nn import functional as F
 
 from aimod import Modulation, SeededNoise, modulate_logits, theory
+from aimod.catalog import load
 from aimod.data.scenes import make_scenes
-from aimod.models import load
 
 
 def main() -> None:

@@ -16,9 +16,8 @@ import time
 import torch
 
 from aimod import Modulation, SeededNoise, modulate_logits
+from aimod.catalog import load
 from aimod.eval import cache_logits, sweep
-from aimod.eval.datasets import eval_set
-from aimod.models import load
 
 
 def main() -> None:
@@ -29,7 +28,9 @@ def main() -> None:
     args = parser.parse_args()
 
     loaded = load("resnet-fashion")
-    data = eval_set(loaded)
+    data = loaded.inputs("evaluation")
+    images = data.images
+    assert images is not None
     sigmas = torch.linspace(0, 20, args.points).tolist()
     runs = args.points * args.seeds
 
@@ -38,14 +39,14 @@ def main() -> None:
     for i in range(args.slow_passes):
         start = time.perf_counter()
         with torch.no_grad():
-            logits = torch.cat([loaded.model(data.inputs[j : j + 256]) for j in range(0, len(data.inputs), 256)])
+            logits = torch.cat([loaded.model(images[j : j + 256]) for j in range(0, len(images), 256)])
         noisy = modulate_logits(logits, Modulation(sigma=sigmas[i % len(sigmas)]), noise=SeededNoise(i))
         float((noisy.argmax(1) == data.labels).float().mean())
         slow.append(time.perf_counter() - start)
     per_pass = statistics.median(slow)
 
     start = time.perf_counter()
-    cached = cache_logits(loaded.logits, data.inputs, data.labels, loaded.id2label)
+    cached = cache_logits(loaded.logits, images, data.labels, loaded.id2label)
     cache_seconds = time.perf_counter() - start
     start = time.perf_counter()
     sweep(cached, sigmas, seeds=args.seeds, predict=False)
@@ -56,7 +57,7 @@ def main() -> None:
 
     fast = cache_seconds + sweep_seconds
     print(
-        f"resnet-fashion on {len(data.inputs)} test images, {args.points} sigmas x {args.seeds} seeds = {runs} "
+        f"resnet-fashion on {len(images)} test images, {args.points} sigmas x {args.seeds} seeds = {runs} "
         f"points, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     print(

@@ -17,8 +17,8 @@ import time
 import torch
 
 from aimod import FieldNoise, KeyedNoise, Modulation, NoiseSource, SeededNoise
+from aimod.catalog import load
 from aimod.text import AimLogitsProcessor
-from aimod.text.models import load_causal_lm
 
 PROMPTS = [
     "What is the capital of France?",
@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
-    model, tokenizer = load_causal_lm("smollm2-135m")
+    smollm2 = load("smollm2-135m")
+    model, tokenizer = smollm2.model, smollm2.tokenizer
     tokenizer.padding_side = "left"
     texts = [
         tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)

@@ -19,8 +19,8 @@ import time
 import torch
 
 from aimod import KeyedNoise, Modulation
+from aimod.catalog import load
 from aimod.text import generate, generate_grid
-from aimod.text.models import load_causal_lm
 from bench_text_overhead import PROMPTS  # the same 8 prompts as the overhead benchmark
 
 
@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
-    model, tokenizer = load_causal_lm("smollm2-135m")
+    smollm2 = load("smollm2-135m")
+    model, tokenizer = smollm2.model, smollm2.tokenizer
     mods = [Modulation(sigma=0.5 * i) for i in range(args.sigmas)]
     noise = KeyedNoise("bench secret")
     fixed = {"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens}

@@ -294,9 +294,9 @@ def main() -> None:
 
 def vision_part(args: argparse.Namespace) -> None:
     from aimod.calibrate.inputs import logit_rows
+    from aimod.catalog import load
     from aimod.data.fashion_mnist import load_fashion_mnist
     from aimod.eval.attack import encode_image
-    from aimod.models import load
 
     loaded = load("resnet-fashion")
     classes = loaded.num_classes
@@ -674,9 +674,9 @@ def segmentation_part(scenes: int, copies: int) -> None:
 
     from aimod.calibrate import calibrate_logits
     from aimod.calibrate.inputs import logit_rows
+    from aimod.catalog import load
     from aimod.data.scenes import make_scenes
     from aimod.eval.attack import encode_image
-    from aimod.models import load
     from aimod.server.config import ServerSettings
     from aimod.server.vision import VisionRow, VisionService
 

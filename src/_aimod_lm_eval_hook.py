@@ -2,7 +2,7 @@
 
 Loaded at every interpreter start by ``aimod-lm-eval.pth``, so it imports nothing (annotations stay strings) until
 lm-eval is being imported: it only watches for the import of ``lm_eval.models`` and then registers
-``aimod.text.harness:AimodLM`` as a lazy entry, the way lm-eval registers its own models. lm-eval has no
+``aimod.eval.harness:AimodLM`` as a lazy entry, the way lm-eval registers its own models. lm-eval has no
 plugin entry point for models (0.4.x), hence this hook.
 """
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # never at run time: the hook stays free of imports
     from types import ModuleType
 
 TARGET = "lm_eval.models"
-ENTRY = "aimod.text.harness:AimodLM"
+ENTRY = "aimod.eval.harness:AimodLM"
 
 
 def _register(module: ModuleType) -> None:

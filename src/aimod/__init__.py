@@ -2,7 +2,7 @@
 
 One frozen model, many behaviours: ``modulate_logits`` adds owner-set utility noise and user-set focus
 noise between a model's logits and its decision; ``aimod.theory`` predicts the effect exactly from the clean
-logits alone.
+logits alone; ``aimod.load(name)`` gives any model of the catalog (``aimod.available()``, or ``hf:<id or path>``).
 
 Example:
     >>> import torch, aimod
@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from aimod import catalog
+from aimod.catalog import available, load
 from aimod.digest import digest
 from aimod.errors import (
     AimodError,
@@ -28,6 +30,7 @@ from aimod.errors import (
     InvalidModulationError,
     InvalidTargetError,
     MissingExtraError,
+    ModelSourceError,
     UnknownClassError,
     UnknownModelError,
 )
@@ -61,6 +64,7 @@ __all__ = [
     "InvalidTargetError",
     "KeyedNoise",
     "MissingExtraError",
+    "ModelSourceError",
     "Modulation",
     "ModulationBatch",
     "NoiseSource",
@@ -68,7 +72,10 @@ __all__ = [
     "UnknownClassError",
     "UnknownModelError",
     "__version__",
+    "available",
+    "catalog",
     "digest",
+    "load",
     "modulate_logits",
     "theory",
     "wrap",

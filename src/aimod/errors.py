@@ -10,7 +10,8 @@ Every error is an :class:`AimodError` and also the matching builtin, so a plain 
      │    ├── InvalidKeysError                   row keys missing, of the wrong shape or dtype
      │    └── InvalidTargetError                 a utility target outside (1/K, 1]
      ├── ConfigError (ValueError)                a field of a configuration file (server.toml)
-     ├── UnknownModelError (LookupError)         a model name that is not registered
+     ├── UnknownModelError (LookupError)         a model name that is not in the catalog
+     ├── ModelSourceError (OSError)              an hf: source that cannot be read, or of no supported kind
      └── MissingExtraError (ImportError)         an optional dependency that is not installed
 
 Messages say three things: what was given, what is allowed, and how to fix it.
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidModulationError",
     "InvalidTargetError",
     "MissingExtraError",
+    "ModelSourceError",
     "UnknownClassError",
     "UnknownModelError",
 ]
@@ -98,7 +100,29 @@ class ConfigError(AimodError, ValueError):
 
 
 class UnknownModelError(AimodError, LookupError):
-    """A model name that is neither registered nor of the form ``hf:<id or path>``."""
+    """A model name that is neither in the catalog nor of the form ``hf:<id or path>``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ModelSourceError(AimodError, OSError):
+    """An ``hf:`` source that cannot be read, or whose config is of no kind aimod supports.
+
+    Unreadable: no such folder or hub id, no hub access, missing weights, tokenizer or processor files.
+
+    Args:
+        name: The model name, ``hf:<id or path>``.
+        problem: What went wrong (the underlying error, or a sentence).
+    """
+
+    def __init__(self, name: str, problem: object) -> None:
+        self.name = name
+        text = str(problem).strip().rstrip(".")
+        super().__init__(
+            f"Cannot load {name}: {text}. An hf: model is a transformers image classifier, semantic segmenter "
+            "or causal language model, as a local folder or a hub id (with hub access)."
+        )
 
     def __str__(self) -> str:
         return str(self.args[0])

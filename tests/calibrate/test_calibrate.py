@@ -125,7 +125,7 @@ def test_tiers_calibrated_under_a_servers_field_hold_for_that_secret_on_held_out
     from aimod import FieldNoise
     from aimod.calibrate.inputs import logit_rows
     from aimod.calibrate.vision import _agreement_under
-    from aimod.models import load
+    from aimod.catalog import load
 
     loaded = load("resnet-fashion")
     calibration = logit_rows(loaded, "calibration", None).logits
@@ -141,8 +141,8 @@ def test_tiers_calibrated_under_a_servers_field_hold_for_that_secret_on_held_out
 def test_aimod_calibrate_under_a_server_config_binds_the_file_to_its_noise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from aimod.catalog import load
     from aimod.errors import ConfigError
-    from aimod.models import load
     from aimod.server import build
     from aimod.server.config import hash_key, load_config
 

@@ -8,21 +8,20 @@ import torch
 from click.testing import CliRunner
 
 from aimod import InvalidArgumentError
+from aimod.catalog import load
 from aimod.cli import cli
 from aimod.eval import CachedLogits, cache_logits, estimate, sweep
 from aimod.eval.report import save_sweep
-from aimod.models import load
 
 pytest.importorskip("matplotlib")
 
 
 @pytest.fixture(scope="module")
 def fashion() -> CachedLogits:
-    from aimod.eval.datasets import eval_set
-
     loaded = load("resnet-fashion")
-    data = eval_set(loaded, 1000)
-    return cache_logits(loaded.logits, data.inputs, data.labels, loaded.id2label)
+    data = loaded.inputs("evaluation", 1000)
+    assert data.images is not None
+    return cache_logits(loaded.logits, data.images, data.labels, loaded.id2label)
 
 
 def test_utility_sweep_falls_towards_chance_and_matches_the_theory(fashion: CachedLogits) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from aimod.models import load
+from aimod.catalog import load
 
 pytest.importorskip("efficientnet_lite_pytorch")
 skimage_data = pytest.importorskip("skimage.data")

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 import aimod
+from aimod.catalog import load
 from aimod.data.scenes import SCENE_CLASSES, make_scenes
 from aimod.eval.metrics import confusion_matrix, metrics_from_confusion
-from aimod.models import load
-from aimod.models.registry import weights_path
+from aimod.models.identity import weights_path
 
 pytest.importorskip("transformers")
 
@@ -22,7 +22,7 @@ def test_segformer_scenes_is_a_trained_transformers_segformer(scenes: tuple[torc
 
     loaded = load("segformer-scenes")
     assert isinstance(loaded.model, SegformerForSemanticSegmentation)
-    assert loaded.task == "segmentation"
+    assert loaded.kind == "segmentation"
     assert loaded.id2label == dict(enumerate(SCENE_CLASSES))
     images, labels = scenes
     logits = loaded.logits(loaded.preprocess(images))
@@ -32,12 +32,15 @@ def test_segformer_scenes_is_a_trained_transformers_segformer(scenes: tuple[torc
     assert metrics.miou > 0.55  # 0.6+ on the 500 held-out scenes of the training report
 
 
-def test_hf_path_loads_the_same_model_through_the_same_code(scenes: tuple[torch.Tensor, torch.Tensor]) -> None:
+def test_hf_path_loads_the_same_model_with_its_own_processor(scenes: tuple[torch.Tensor, torch.Tensor]) -> None:
     embedded = load("segformer-scenes")
     via_hf = load(f"hf:{weights_path('segformer-scenes')}")
-    x = embedded.preprocess(scenes[0][:2])
-    assert via_hf.task == "segmentation"
-    torch.testing.assert_close(via_hf.logits(via_hf.preprocess(scenes[0][:2])), embedded.logits(x))
+    assert via_hf.kind == "segmentation"
+    assert via_hf.weights_hash == embedded.weights_hash
+    pixels = (scenes[0][:2] * 255).round().to(torch.uint8)  # 8-bit images: what the processor works in
+    x = via_hf.preprocess(pixels)
+    torch.testing.assert_close(x, embedded.preprocess(pixels))  # its processor does what the recipe does
+    torch.testing.assert_close(via_hf.logits(x), embedded.logits(x))
 
 
 def test_wrapped_segformer_keeps_its_output_type_and_upsamples(scenes: tuple[torch.Tensor, torch.Tensor]) -> None:

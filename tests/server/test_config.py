@@ -157,7 +157,7 @@ def test_serve_refuses_to_start_without_a_secret(tmp_path: Path, monkeypatch: py
 
 
 def test_tiers_too_close_for_nested_noise_and_text_fingerprints_are_refused() -> None:
-    from aimod.models import load
+    from aimod.catalog import load
     from aimod.server import build
     from tests.server._serve import SECRET, config
 

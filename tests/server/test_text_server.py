@@ -8,9 +8,9 @@ import openai
 import pytest
 
 from aimod import FieldNoise, Modulation
+from aimod.catalog import Model, load
 from aimod.server import build, create_app
 from aimod.text import generate
-from aimod.text.models import load_causal_lm
 from tests.server._serve import KEYS, SECRET, config, running
 
 pytestmark = pytest.mark.slow
@@ -25,12 +25,12 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def smollm2() -> tuple[object, object]:
-    return load_causal_lm(MODEL)
+def smollm2() -> Model:
+    return load(MODEL)
 
 
 @pytest.fixture(scope="module")
-def url(smollm2: tuple[object, object]) -> object:
+def url(smollm2: Model) -> object:
     focus = {"allowed": ["Paris", "London", "cold"], "max_sigma": 6.0}
     served = build(config(MODEL, {"premium": 0.0, "free": 2.0}, focus=focus, batch_wait_ms=50), SECRET, loaded=smollm2)
     with running(create_app(served)) as base:
@@ -48,8 +48,8 @@ def chat(c: openai.OpenAI, question: str, **kwargs: object) -> str:
     return reply.choices[0].message.content or ""
 
 
-def test_tiers_apply_exactly_the_library_modulation(url: str, smollm2: tuple[object, object]) -> None:
-    model, tokenizer = smollm2
+def test_tiers_apply_exactly_the_library_modulation(url: str, smollm2: Model) -> None:
+    model, tokenizer = smollm2.model, smollm2.tokenizer
     for tier, sigma in (("premium", 0.0), ("free", 2.0)):
         with client(url, tier) as c:
             served = [chat(c, q) for q in QUESTIONS[:2]]

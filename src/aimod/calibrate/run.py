@@ -26,7 +26,8 @@ def calibrate(
 
     Vision models: σ per tier from the exact theory on the clean logits of the calibration inputs
     (:func:`aimod.calibrate.calibrate_logits`). Language models: σ fitted to measured token agreement, started
-    from the one-step theory (:func:`aimod.calibrate.calibrate_text`). Inputs: see :mod:`aimod.calibrate.inputs`.
+    from the one-step theory (:func:`aimod.calibrate.calibrate_text`). Inputs: the model's bundled calibration
+    inputs (:mod:`aimod.catalog.inputs`).
 
     With ``noise`` (a server's :class:`~aimod.FieldNoise`), vision tiers are refined to the agreement measured
     under that noise, and the file records its :attr:`~aimod.FieldNoise.noise_id` so that only a server with the
@@ -37,53 +38,50 @@ def calibrate(
         UnknownModelError: For an unknown model name.
         InvalidArgumentError: For ``noise`` with a language model (text tiers are measured with keyed noise).
     """
-    from aimod.calibrate.inputs import calibration_prompts, logit_rows
-    from aimod.models.identity import weights_hash
-    from aimod.text.models import is_causal_lm
+    from aimod.catalog import TextModel, kind, load
 
     targets = parse_tiers(tiers)
     check_targets(targets, 2**31)  # range and order now; (1/K, 1] again once K is known
+    if noise is not None and kind(model_name) == "causal-lm":
+        raise InvalidArgumentError(
+            "noise",
+            "a field noise for a language model",
+            "no noise (text tiers are measured with keyed noise)",
+            "Calibrate text tiers without --server-config.",
+        )
     say = progress or (lambda _: None)
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if is_causal_lm(model_name):
-        if noise is not None:
-            raise InvalidArgumentError(
-                "noise",
-                "a field noise for a language model",
-                "no noise (text tiers are measured with keyed noise)",
-                "Calibrate text tiers without --server-config.",
-            )
+    say(f"loading {model_name}")
+    model = load(model_name)
+    if isinstance(model, TextModel):
         from aimod.calibrate.text import calibrate_text
-        from aimod.text.models import load_causal_lm
 
-        say(f"loading {model_name}")
-        model, tokenizer = load_causal_lm(model_name)
-        prompts, description = calibration_prompts("calibration", samples)
-        say(f"measuring token agreement on {len(prompts)} prompts")
-        result, settings = calibrate_text(model, tokenizer, prompts, targets, keys=keys, max_new_tokens=max_new_tokens)
+        inputs = model.inputs("calibration", samples)
+        say(f"measuring token agreement on {len(inputs)} prompts")
+        result, settings = calibrate_text(
+            model.model, model.tokenizer, inputs.prompts, targets, keys=keys, max_new_tokens=max_new_tokens
+        )
         return Calibration(
-            model=model_name,
-            weights_sha256=weights_hash(model),
-            num_classes=int(model.config.vocab_size),
+            model=model.name,
+            weights_sha256=model.weights_hash,
+            num_classes=model.num_classes,
             metric=f"token agreement of greedy completions ({max_new_tokens} new tokens) with the clean model's",
             method="sigma fitted to measured token agreement (bootstrap intervals), started from the one-step theory",
-            inputs=description,
-            samples=len(prompts),
+            inputs=inputs.description,
+            samples=len(inputs),
             date=date,
             tiers=result,
             extra=settings,
         )
+    from aimod.calibrate.inputs import logit_rows
     from aimod.calibrate.vision import calibrate_logits
-    from aimod.models import load
 
-    say(f"loading {model_name}")
-    loaded = load(model_name)
-    check_targets(targets, loaded.num_classes)
+    check_targets(targets, model.num_classes)
     say("clean logits of the calibration inputs")
-    rows = logit_rows(loaded, "calibration", samples)
+    rows = logit_rows(model, "calibration", samples)
     say("sigma per tier from the theory" + (", then measured under the server's field noise" if noise else ""))
     result_tiers = calibrate_logits(rows.logits, targets, groups=rows.groups, noise=noise)
-    per = "per-pixel " if rows.groups is not None else ""
+    per = "per-pixel " if rows.groups is not None and model.kind == "segmentation" else ""
     method = "exact theory on the clean logits (aimod.theory.sigma_for); 95 % t-interval over inputs"
     if noise is not None:
         method = (
@@ -91,9 +89,9 @@ def calibrate(
             "field noise (aimod.calibrate.measured_sigma); 95 % t-interval over inputs"
         )
     return Calibration(
-        model=loaded.name,
-        weights_sha256=weights_hash(loaded.model),
-        num_classes=loaded.num_classes,
+        model=model.name,
+        weights_sha256=model.weights_hash,
+        num_classes=model.num_classes,
         metric=f"{per}agreement of the modulated decisions with the clean model's",
         method=method,
         inputs=rows.description,

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aimod.catalog import TextModel, VisionModel
 from aimod.errors import InvalidArgumentError
 from aimod.eval.report import save_sweep
 from aimod.eval.sweep import SweepResult
@@ -89,9 +90,10 @@ def sweep_command(
     no_theory: bool,
 ) -> None:
     """Measure utility or focus curves on cached logits, next to the theory's prediction."""
-    from aimod.text.models import is_causal_lm
+    from aimod.catalog import kind as kind_of
+    from aimod.catalog import load
 
-    text = is_causal_lm(model_name)
+    text = kind_of(model_name) == "causal-lm"
     default_values = {
         (False, "utility"): "0:20:21",
         (False, "focus"): "0:20:11",
@@ -109,14 +111,13 @@ def sweep_command(
     console = Console()
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    if text:
-        result, name, description = _text(
-            model_name, kind, focus_class, grid, seeds, samples, no_theory, columns, console
-        )
+    with console.status(f"loading {model_name}"):
+        model = load(model_name)
+    if isinstance(model, TextModel):
+        result, description = _text(model, kind, focus_class, grid, seeds, samples, no_theory, columns, console)
     else:
-        result, name, description = _vision(
-            model_name, kind, focus_class, grid, seeds, samples, no_theory, columns, console
-        )
+        result, description = _vision(model, kind, focus_class, grid, seeds, samples, no_theory, columns, console)
+    name = model.name
     folder = out or Path("reports") / f"sweep-{name.replace(':', '_').replace('/', '_')}"
     stem = kind if kind == "utility" else f"focus-{result.focus_class}".replace(" ", "_").replace("/", "_")
     stem = stem.replace(",", "")
@@ -126,7 +127,7 @@ def sweep_command(
 
 
 def _vision(
-    model_name: str,
+    model: VisionModel,
     kind: str,
     focus_class: str | None,
     grid: list[float],
@@ -135,20 +136,18 @@ def _vision(
     no_theory: bool,
     columns: tuple[Any, ...],
     console: Console,
-) -> tuple[SweepResult, str, str]:
-    from aimod.eval.datasets import eval_set
+) -> tuple[SweepResult, str]:
     from aimod.eval.sweep import cache_logits, sweep
-    from aimod.models import load
 
     focus_key: int | str | None = (
         int(focus_class) if focus_class and focus_class.isascii() and focus_class.isdigit() else focus_class
     )
-    loaded = load(model_name)
-    data = eval_set(loaded, samples)
+    data = model.inputs("evaluation", samples)
+    assert data.images is not None  # a vision model has images
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("clean logits (one model pass)", total=len(data.inputs))
+        task = progress.add_task("clean logits (one model pass)", total=len(data))
         cached = cache_logits(
-            loaded.logits, data.inputs, data.labels, loaded.id2label, progress=lambda n: progress.advance(task, n)
+            model.logits, data.images, data.labels, model.id2label, progress=lambda n: progress.advance(task, n)
         )
         task = progress.add_task(f"{kind} sweep", total=len(grid) * seeds)
         result = sweep(
@@ -157,15 +156,15 @@ def _vision(
             kind="focus" if kind == "focus" else "utility",
             focus_class=focus_key,
             seeds=seeds,
-            model_name=loaded.name,
+            model_name=model.name,
             predict=not no_theory,
             progress=lambda n: progress.advance(task, n),
         )
-    return result, loaded.name, f"{data.description}; {loaded.description}"
+    return result, f"{data.description}; {model.description}"
 
 
 def _text(
-    model_name: str,
+    model: TextModel,
     kind: str,
     focus_words: str | None,
     grid: list[float],
@@ -174,32 +173,29 @@ def _text(
     no_theory: bool,
     columns: tuple[Any, ...],
     console: Console,
-) -> tuple[SweepResult, str, str]:
-    from aimod.data.facts import fact_items, spread
+) -> tuple[SweepResult, str]:
     from aimod.eval.text import text_sweep
-    from aimod.text.models import load_causal_lm
 
-    items = spread(fact_items(), samples)  # every category, not only the first one
+    data = model.inputs("evaluation", samples)  # every category, not only the first one
+    items = data.items
     words = [w.strip() for w in (focus_words or "").split(",") if w.strip()]
-    with console.status(f"loading {model_name}"):
-        model, tokenizer = load_causal_lm(model_name)
     utility = kind == "utility"
     with Progress(*columns, console=console, transient=True) as progress:
         steps = seeds + (len(grid) if utility else 0)  # one generation grid per seed, one scoring per value
         task = progress.add_task(f"{kind} sweep ({len(grid)} values x {len(items)} prompts)", total=steps)
         result = text_sweep(
-            model,
-            tokenizer,
+            model.model,
+            model.tokenizer,
             items,
             grid,
             kind="utility" if utility else "focus",
             focus_words=words,
             seeds=seeds,
-            model_name=model_name,
+            model_name=model.name,
             predict=not no_theory,
             progress=lambda n: progress.advance(task, n),
         )
-    return result, model_name, f"{len(items)} questions of the aimod fact set"
+    return result, data.description
 
 
 _SHORT = {

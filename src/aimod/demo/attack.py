@@ -31,15 +31,15 @@ def repeated_queries(ctx: Context) -> Section:
     from aimod import theory
     from aimod.calibrate.inputs import logit_rows
     from aimod.calibrate.vision import calibrate_logits
+    from aimod.catalog import expect_vision, load
     from aimod.data.fashion_mnist import load_fashion_mnist
     from aimod.demo.context import TARGETS
-    from aimod.models import load
     from aimod.server.keys import exact_keys, fingerprint_keys
 
     started = time.perf_counter()
     n, q = ctx.budget.attack_inputs, ctx.budget.attack_queries
     ctx.step(f"attack: {n} images x {q} queries at the free tier")
-    loaded = load("resnet-fashion")
+    loaded = expect_vision(load("resnet-fashion"))
     tiers = ctx.shared.get("resnet-fashion tiers") or calibrate_logits(
         logit_rows(loaded, "calibration").logits, TARGETS
     )

@@ -22,13 +22,13 @@ SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.
 
 def fashion_curve(ctx: Context) -> Section:
     """Tiers from unlabelled calibration images; accuracy and agreement against sigma on held-out labelled ones."""
+    from aimod.catalog import expect_vision, load
     from aimod.data.fashion_mnist import load_fashion_mnist
-    from aimod.models import load
 
     started = time.perf_counter()
     n = ctx.budget.fashion_images
     ctx.step(f"resnet-fashion: tiers from 5000 unlabelled images, clean logits of {n} held-out ones")
-    loaded = load("resnet-fashion")
+    loaded = expect_vision(load("resnet-fashion"))
     calibration = logit_rows(loaded, "calibration")  # test images 0-4999, labels unused
     tiers = calibrate_logits(calibration.logits, TARGETS)
     ctx.shared["resnet-fashion tiers"] = tiers

@@ -26,13 +26,13 @@ _GREEN, _RED = "#1a7f37", "#cf222e"
 
 def photo_tiers(ctx: Context) -> Section:
     """Calibrates tiers from unlabelled crops, checks them on held-out crops, and labels photos at each tier."""
+    from aimod.catalog import expect_vision, load
     from aimod.data.photos import PHOTOS, photos
-    from aimod.models import load
 
     started = time.perf_counter()
     n = ctx.budget.photo_crops
     ctx.step(f"efficientnet-lite0: clean logits of {n} unlabelled photo crops")
-    loaded = load("efficientnet-lite0")
+    loaded = expect_vision(load("efficientnet-lite0"))
     calibration = logit_rows(loaded, "calibration", n)
     tiers = calibrate_logits(calibration.logits, TARGETS, groups=calibration.groups)
 

@@ -28,15 +28,15 @@ FOCUS_SIGMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 def scene_focus(ctx: Context) -> Section:
     """A focus sweep on held-out scenes (recall, precision, IoU, mIoU; measured and predicted) and overlays."""
-    from aimod.eval.datasets import eval_set
-    from aimod.models import load
+    from aimod.catalog import expect_vision, load
 
     started = time.perf_counter()
     ctx.step(f"segformer-scenes: clean logits of {ctx.budget.scenes} held-out scenes")
-    loaded = load("segformer-scenes")
-    data = eval_set(loaded, ctx.budget.scenes)
-    assert data.labels is not None  # segmentation scenes are labelled
-    cached = cache_logits(loaded.logits, data.inputs, data.labels, loaded.id2label)
+    loaded = expect_vision(load("segformer-scenes"))
+    data = loaded.inputs("evaluation", ctx.budget.scenes)
+    assert data.images is not None
+    assert data.labels is not None  # labelled scenes
+    cached = cache_logits(loaded.logits, data.images, data.labels, loaded.id2label)
 
     ctx.step(f"segformer-scenes: focus on {FOCUS_CLASS!r}, {len(FOCUS_SIGMAS)} strengths x {ctx.budget.seeds} seeds")
     result = sweep(
@@ -47,7 +47,7 @@ def scene_focus(ctx: Context) -> Section:
     focus_id = next(i for i, name in loaded.id2label.items() if name == FOCUS_CLASS)
     scene = _pick_scene(cached.logits, cached.labels, focus_id)
     overlays = _plot_overlays(
-        data.inputs[scene],
+        data.images[scene],
         cached.logits[scene],
         cached.labels[scene],
         focus_id,

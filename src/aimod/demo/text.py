@@ -28,26 +28,27 @@ FOCUS_EXAMPLES = (
 
 def text_tiers(ctx: Context) -> Section:
     """Calibrates text tiers, answers questions at each, checks them on held-out questions, shows word focus."""
-    from aimod.calibrate.inputs import calibration_items, calibration_prompts
     from aimod.calibrate.text import calibrate_text, measure_token_agreement
+    from aimod.catalog import expect_text, load
     from aimod.data.facts import CATEGORIES
     from aimod.eval.text import text_sweep
     from aimod.text.generation import generate, generate_grid
-    from aimod.text.models import load_causal_lm
 
     started = time.perf_counter()
     budget = ctx.budget
     ctx.step("smollm2-135m: loading (the first run converts its GGUF file, about 20 s)")
-    model, tokenizer = load_causal_lm("smollm2-135m")
+    smollm2 = expect_text(load("smollm2-135m"))
+    model, tokenizer = smollm2.model, smollm2.tokenizer
 
     ctx.step(f"smollm2-135m: calibrating tiers on {budget.text_calibration} unlabelled questions")
-    prompts, _ = calibration_prompts("calibration", budget.text_calibration)
+    prompts = smollm2.inputs("calibration", budget.text_calibration).prompts
     tiers, settings = calibrate_text(model, tokenizer, prompts, TARGETS, keys=budget.text_keys, max_new_tokens=TOKENS)
     mods = [Modulation()] + [Modulation(sigma=t.sigma) for t in tiers]
     names = ["full"] + [t.name for t in tiers]
 
     ctx.step("smollm2-135m: the same questions at each tier")
-    held_items = calibration_items("held-out", budget.text_heldout)
+    held = smollm2.inputs("held-out", budget.text_heldout)
+    held_items = held.items
     shown = [next(i for i in held_items if i.category == c) for c in CATEGORIES]
     answers = generate_grid(
         model, tokenizer, [i.question for i in shown], mods, noise=ctx.text_noise, max_new_tokens=24
@@ -55,7 +56,7 @@ def text_tiers(ctx: Context) -> Section:
     answer_rows = [[item.question] + [answers.texts[m][q] for m in range(len(mods))] for q, item in enumerate(shown)]
 
     ctx.step(f"smollm2-135m: {len(held_items)} held-out questions at each tier")
-    held_prompts, _ = calibration_prompts("held-out", budget.text_heldout)
+    held_prompts = held.prompts
     clean = generate_grid(
         model, tokenizer, held_prompts, [Modulation()], noise=ctx.text_noise, max_new_tokens=TOKENS, batch_size=16
     )  # the batch size of the measurement below: the model's float rounding depends on it

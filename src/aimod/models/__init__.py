@@ -1,8 +1,10 @@
-"""Vision adapters: ``wrap`` any classifier or segmenter, and ``load`` the embedded models by name."""
+"""Vision adapters: ``wrap`` any classifier or segmenter; image preprocessing; model identity.
+
+Models by name (embedded and ``hf:``) come from the catalog: :func:`aimod.load`.
+"""
 
 from __future__ import annotations
 
-from aimod.models.registry import LoadedModel, available, load
 from aimod.models.wrap import ModulatedModel, wrap
 
-__all__ = ["LoadedModel", "ModulatedModel", "available", "load", "wrap"]
+__all__ = ["ModulatedModel", "wrap"]

@@ -1,13 +1,23 @@
-"""A model's identity: a SHA-256 over its weights, so a tiers file can say which model it was computed for."""
+"""A model's identity: where an embedded model's weights live, and a SHA-256 over any model's weights.
+
+The hash lets a tiers file say which model it was computed for.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from importlib import resources
+from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["weights_hash"]
+__all__ = ["weights_hash", "weights_path"]
+
+
+def weights_path(name: str) -> Path:
+    """Where an embedded model's committed weights live (inside the installed package)."""
+    return Path(str(resources.files("aimod.models") / "weights" / name))
 
 
 def weights_hash(model: nn.Module) -> str:

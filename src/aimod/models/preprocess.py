@@ -1,8 +1,10 @@
 """Image preprocessing shared by the embedded and Hugging Face vision models.
 
-One class, :class:`ImagePreprocess`, turns what users have (a float tensor batch in [0, 1], a uint8 tensor,
+:class:`ImagePreprocess` (the embedded models) turns what users have (a float tensor batch in [0, 1], a uint8 tensor,
 or a list of HxWxC uint8 arrays / PIL images) into the model's input: resized (shorter side, then centre
-crop, or straight to a fixed size), scaled to [0, 1] and normalised per channel.
+crop, or straight to a fixed size), scaled to [0, 1] and normalised per channel. :class:`ProcessorPreprocess`
+(``hf:`` checkpoints) hands the same inputs, as 8-bit images, to the checkpoint's own transformers image
+processor, so its resize filter, crop, rescale factor and normalisation apply as its authors set them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch.nn import functional as F
 
 from aimod.errors import InvalidArgumentError
 
-__all__ = ["ImagePreprocess", "to_float_batch"]
+__all__ = ["ImagePreprocess", "ProcessorPreprocess", "to_float_batch"]
 
 
 def to_float_batch(images: Any, channels: int) -> Tensor:
@@ -119,3 +121,32 @@ class ImagePreprocess:
         mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous()
+
+
+@dataclass(frozen=True)
+class ProcessorPreprocess:
+    """A transformers image processor (``AutoImageProcessor``) behind aimod's image inputs.
+
+    Accepts what :func:`to_float_batch` accepts (a list may mix sizes) and gives the processor 8-bit
+    ``H x W x C`` images, the form its PIL path works in: float pixels in [0, 1] are rounded to 1/255 steps.
+    """
+
+    processor: Any
+    """The checkpoint's image processor."""
+    channels: int = 3
+    """Input channels the model expects."""
+
+    def __call__(self, images: Any) -> Tensor:
+        """The processor's ``pixel_values`` as a float32 batch."""
+        if isinstance(images, (list, tuple)):
+            batches = [to_float_batch([image], self.channels) for image in images]
+        else:
+            batches = [to_float_batch(images, self.channels)]
+        pixels = [
+            np.ascontiguousarray(image)
+            for batch in batches
+            for image in (batch * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        ]
+        out = self.processor(images=pixels, return_tensors="pt", input_data_format="channels_last")
+        pixel_values: Tensor = out["pixel_values"]
+        return pixel_values.float().contiguous()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aimod.calibrate.tiers import Calibration, check_model, load_tiers
+from aimod.catalog import TextModel, VisionModel
 from aimod.chain import same_cell
 from aimod.errors import AimodError, ConfigError
 from aimod.field import TEXT_CLIP, TEXT_FEATURES, FieldNoise
@@ -49,39 +50,32 @@ class Served:
         return out
 
 
-def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
+def build(config: ServerConfig, secret: str, *, loaded: VisionModel | TextModel | None = None) -> Served:
     """Loads and checks everything ``config`` names.
 
     Args:
         config: The checked ``server.toml``.
         secret: The noise secret (:func:`aimod.server.config.read_secret`).
-        loaded: An already loaded model (a :class:`~aimod.models.LoadedModel`, or ``(model, tokenizer)`` for a
-            language model) to use instead of loading ``[model].name`` again; tests share one this way.
+        loaded: An already loaded model (:func:`aimod.load`) to use instead of loading ``[model].name`` again;
+            tests share one this way.
 
     Raises:
         ConfigError: When a tenant's tier is not in the tiers, or the tiers file belongs to another model.
         UnknownModelError, MissingExtraError: For the model.
     """
-    from aimod.models.identity import weights_hash
-    from aimod.text.models import is_causal_lm
+    from aimod.catalog import load
 
     where = str(config.path) if config.path is not None else "config"
     name = config.model.name
-    noise = noise_source(config, secret, text=is_causal_lm(name))
-    if is_causal_lm(name):
-        model, tokenizer = loaded if loaded is not None else _load_text(name)
-        num_classes, weights = int(model.config.vocab_size), model
-    else:
-        from aimod.models import load
-
-        loaded = loaded if loaded is not None else load(name)
-        num_classes, weights = loaded.num_classes, loaded.model
+    loaded = loaded if loaded is not None else load(name)
+    noise = noise_source(config, secret, text=isinstance(loaded, TextModel))
+    num_classes, weights = loaded.num_classes, loaded.model
     calibration = None
     if config.tiers.file is not None:
         path = config.resolve(config.tiers.file)
         try:
             calibration = load_tiers(path)
-            check_model(calibration, name, weights_hash(weights), num_classes)
+            check_model(calibration, name, loaded.weights_hash, num_classes)
         except AimodError as error:
             raise ConfigError(where, "tiers.file", f"{path}: {error}") from None
         calibrated_under = calibration.extra.get("noise")
@@ -102,15 +96,18 @@ def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
         noise.prepare(list(tiers.values()), num_classes, device)
     tenants = Tenants(config.tenants, tiers)
     try:
-        if is_causal_lm(name):
-            policy = FocusPolicy(config.focus, id2label=None, tokenizer=tokenizer)
-            text = TextService(model, tokenizer, noise)
+        if isinstance(loaded, TextModel):
+            policy = FocusPolicy(config.focus, id2label=None, tokenizer=loaded.tokenizer)
+            text = TextService(loaded.model, loaded.tokenizer, noise)
             return Served(config, name, "text", tiers, calibration, tenants, policy, text=text)
         policy = FocusPolicy(config.focus, id2label=loaded.id2label)
     except AimodError as error:
         raise ConfigError(where, "focus.allowed", str(error)) from None
     vision = VisionService(loaded, noise, config.server)
-    return Served(config, loaded.name, loaded.task, tiers, calibration, tenants, policy, vision=vision)
+    kind: Literal["classification", "segmentation"] = (
+        "segmentation" if loaded.kind == "segmentation" else "classification"
+    )
+    return Served(config, loaded.name, kind, tiers, calibration, tenants, policy, vision=vision)
 
 
 def noise_source(config: ServerConfig, secret: str, *, text: bool) -> KeyedNoise:
@@ -143,9 +140,3 @@ def _check_chain(tiers: dict[str, float], where: str) -> None:
                 f"{low_name!r} (sigma {low}) and {high_name!r} (sigma {high}) are within 0.034 % of each other, "
                 "too close for nested noise; give them the same sigma or move them apart.",
             )
-
-
-def _load_text(name: str) -> tuple[Any, Any]:
-    from aimod.text.models import load_causal_lm
-
-    return load_causal_lm(name)

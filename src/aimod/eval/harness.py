@@ -11,7 +11,8 @@ applied to both request kinds:
 
 Model arguments (beside every ``hf`` argument such as ``batch_size`` or ``device``):
 
-* ``pretrained``: ``smollm2-135m`` (the embedded model, default), a hub id or a local folder;
+* ``pretrained``: a catalog name (:func:`aimod.load`): ``smollm2-135m`` (the default) or ``hf:<id or path>``;
+  a bare hub id or local folder (lm-eval's own convention) works too;
 * ``sigma``: utility noise std (default 0);
 * ``focus``: ``word:strength`` pairs separated by ``;`` (lm-eval splits model arguments on commas), words
   expanded to tokens by :func:`aimod.text.token_focus`, or token ids;
@@ -21,7 +22,7 @@ Model arguments (beside every ``hf`` argument such as ``batch_size`` or ``device
 
 lm-eval (0.4.x) has no plugin entry point for models, so aimod installs ``aimod-lm-eval.pth``: at interpreter
 start it adds an import hook (no import of lm-eval or torch) that registers ``aimod`` right after
-``lm_eval.models`` loads. ``python -m aimod.text.harness`` runs the lm-eval CLI with the model registered, for
+``lm_eval.models`` loads. ``python -m aimod.eval.harness`` runs the lm-eval CLI with the model registered, for
 environments where ``.pth`` files are not processed.
 
 :func:`write_tasks` writes ``aimod_facts_gen`` (generation, normalised exact match) and ``aimod_facts_mc``
@@ -103,10 +104,7 @@ class AimodLM(HFLM):  # type: ignore[misc]
                 "Set $AIMOD_SECRET or pass secret_file=<path> instead.",
             )
         modulation = Modulation(sigma=float(sigma), focus=parse_focus(str(focus) if focus is not None else None))
-        if pretrained == "smollm2-135m":
-            from aimod.text.models import smollm2_folder
-
-            pretrained = str(smollm2_folder())
+        pretrained = _pretrained(pretrained)
         kwargs.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
         super().__init__(pretrained=pretrained, **kwargs)
         self.modulation = token_focus(self.tokenizer, modulation)
@@ -130,6 +128,28 @@ class AimodLM(HFLM):  # type: ignore[misc]
         return tokens
 
 
+def _pretrained(pretrained: Any) -> Any:
+    """What HFLM loads for a catalog name: the embedded folder, or the source of ``hf:``; else as given.
+
+    Raises:
+        InvalidArgumentError: For a catalog model that is not a causal language model.
+    """
+    from aimod.catalog import available, kind
+
+    if not isinstance(pretrained, str) or not (pretrained in available() or pretrained.startswith("hf:")):
+        return pretrained  # a model object, or a hub id / folder in lm-eval's own convention
+    found = kind(pretrained)
+    if found != "causal-lm":
+        raise InvalidArgumentError(
+            "pretrained", pretrained, "a causal language model", f"It is a {found} model; lm-eval evaluates text."
+        )
+    if pretrained == "smollm2-135m":
+        from aimod.text.models import smollm2_folder
+
+        return str(smollm2_folder())
+    return pretrained[len("hf:") :]
+
+
 def _secret(secret_file: str | None, seed: int) -> str:
     """The noise key: the file's content, else ``$AIMOD_SECRET``, else a public key from ``seed``."""
     if secret_file is not None:
@@ -143,7 +163,7 @@ def _secret(secret_file: str | None, seed: int) -> str:
     return os.environ.get("AIMOD_SECRET") or f"aimod-lm-eval-public-seed-{int(seed)}"
 
 
-_UTILS = '''"""Scoring for the aimod fact tasks (written by aimod.text.harness.write_tasks)."""
+_UTILS = '''"""Scoring for the aimod fact tasks (written by aimod.eval.harness.write_tasks)."""
 from aimod.data.facts import normalise
 
 
@@ -206,7 +226,7 @@ def write_tasks(folder: str | Path, *, limit: int | None = None) -> Path:
 
 
 def main() -> None:
-    """``python -m aimod.text.harness [lm_eval arguments]``: the lm-eval CLI with ``aimod`` registered."""
+    """``python -m aimod.eval.harness [lm_eval arguments]``: the lm-eval CLI with ``aimod`` registered."""
     from lm_eval.__main__ import cli_evaluate
 
     cli_evaluate()
