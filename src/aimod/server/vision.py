@@ -26,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aimod.content_keys import exact_keys, fingerprint_keys
+from aimod.models.wrap import modulate_segmentation
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
 from aimod.redistribute import modulate_logits
 from aimod.server.config import ServerSettings
 from aimod.server.errors import ApiError
-from aimod.server.keys import exact_keys, fingerprint_keys
 
 __all__ = ["VisionRow", "VisionService", "decode_base64"]
 
@@ -192,8 +193,7 @@ class VisionService:
         # Noise per pixel of the model's input size, then the mask resized (nearest) to the image: noise drawn at
         # the upload's size would let a client upload a huge image and vote each logit cell's pixels back clean.
         height, width = row.pixels.shape[1:]
-        upsampled = F.interpolate(clean, size=input_size, mode="bilinear", align_corners=False)
-        z = modulate_logits(upsampled, row.modulation, dim=1, noise=self.noise, keys=key, id2label=id2label)
+        z = modulate_segmentation(clean, row.modulation, input_size, noise=self.noise, keys=key, id2label=id2label)
         decided = F.interpolate(z.argmax(1, keepdim=True).float(), size=(height, width), mode="nearest")[0, 0]
         mask = decided.to(torch.uint8 if len(id2label) <= 256 else torch.int32)
         counts = torch.bincount(mask.reshape(-1).to(torch.int64), minlength=len(id2label))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from aimod import FieldNoise, KeyedNoise, Modulation
+from aimod.content_keys import exact_keys, fingerprint_keys
 from aimod.data.fashion_mnist import load_fashion_mnist
 from aimod.models import load
 from aimod.server.config import ServerSettings
-from aimod.server.keys import exact_keys, fingerprint_keys
 from aimod.server.vision import VisionRow, VisionService
 
 
