@@ -2,8 +2,10 @@
 
 :func:`build` loads the model named in ``[model]``, reads the tiers (a tiers file is checked against the
 loaded model's name, weight hash and class count, so tiers calibrated for another model never apply), checks
-that every tenant's tier exists and builds the services with the noise source of ``[server] keying``
-(``FieldNoise(secret)`` by default, or ``KeyedNoise(secret)``), whose utility noise is nested across tiers.
+that every tenant's tier exists and builds the engine of ``[engine]`` (:mod:`aimod.server.engines`) with the
+noise source of ``[server] keying`` (``FieldNoise(secret)`` by default, or ``KeyedNoise(secret)``), whose utility
+noise is nested across tiers. :func:`configured_noise` reads the secret and builds that noise source once; only
+the noise source travels on, never the secret.
 """
 
 from __future__ import annotations
@@ -17,18 +19,17 @@ from aimod.chain import same_cell
 from aimod.errors import AimodError, ConfigError
 from aimod.field import TEXT_CLIP, TEXT_FEATURES, FieldNoise
 from aimod.noise import KeyedNoise
-from aimod.server.config import ServerConfig, check_tenant_tiers
+from aimod.server.config import DEV_SECRET, ServerConfig, check_tenant_tiers, read_secret
+from aimod.server.engines import TEXT_ENGINES, VISION_ENGINES, TextEngine, VisionEngine, text_engine, vision_engine
 from aimod.server.policy import FocusPolicy
 from aimod.server.tenants import Tenants
-from aimod.server.text import TextService
-from aimod.server.vision import VisionService
 
-__all__ = ["Served", "build", "noise_source"]
+__all__ = ["Served", "build", "configured_noise", "noise_source"]
 
 
 @dataclass
 class Served:
-    """Everything the routes need."""
+    """Everything the routes need: the model's name and kind, tiers, tenants, focus policy and its engine."""
 
     config: ServerConfig
     name: str
@@ -38,8 +39,15 @@ class Served:
     calibration: Calibration | None
     tenants: Tenants
     policy: FocusPolicy
-    vision: VisionService | None = None
-    text: TextService | None = None
+    vision: VisionEngine | None = None
+    text: TextEngine | None = None
+
+    @property
+    def engine(self) -> TextEngine | VisionEngine:
+        """The one engine this server runs (text or vision)."""
+        engine = self.text if self.text is not None else self.vision
+        assert engine is not None, "build() always sets one engine"
+        return engine
 
     def describe(self) -> dict[str, Any]:
         """The model's entry in ``/v1/models`` (without the caller's tier)."""
@@ -49,17 +57,19 @@ class Served:
         return out
 
 
-def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
+def build(config: ServerConfig, noise: KeyedNoise | str, *, loaded: Any = None) -> Served:
     """Loads and checks everything ``config`` names.
 
     Args:
         config: The checked ``server.toml``.
-        secret: The noise secret (:func:`aimod.server.config.read_secret`).
+        noise: The noise source of :func:`configured_noise` (what ``aimod serve`` passes), or a secret to build
+            it from with :func:`noise_source` (tests and notebooks).
         loaded: An already loaded model (a :class:`~aimod.models.LoadedModel`, or ``(model, tokenizer)`` for a
             language model) to use instead of loading ``[model].name`` again; tests share one this way.
 
     Raises:
-        ConfigError: When a tenant's tier is not in the tiers, or the tiers file belongs to another model.
+        ConfigError: When a tenant's tier is not in the tiers, the tiers file belongs to another model, or
+            ``[engine] kind`` is an engine for another kind of model.
         UnknownModelError, MissingExtraError: For the model.
     """
     from aimod.models.identity import weights_hash
@@ -67,8 +77,10 @@ def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
 
     where = str(config.path) if config.path is not None else "config"
     name = config.model.name
-    noise = noise_source(config, secret, text=is_causal_lm(name))
-    if is_causal_lm(name):
+    if isinstance(noise, str):
+        noise = noise_source(config, noise, text=is_causal_lm(name))
+    engine = _engine_kind(config, text=is_causal_lm(name))
+    if is_causal_lm(name):  # the one place that loads the model
         model, tokenizer = loaded if loaded is not None else _load_text(name)
         num_classes, weights = int(model.config.vocab_size), model
     else:
@@ -104,13 +116,33 @@ def build(config: ServerConfig, secret: str, *, loaded: Any = None) -> Served:
     try:
         if is_causal_lm(name):
             policy = FocusPolicy(config.focus, id2label=None, tokenizer=tokenizer)
-            text = TextService(model, tokenizer, noise)
+            text = text_engine(engine, model, tokenizer, noise, config.server)
             return Served(config, name, "text", tiers, calibration, tenants, policy, text=text)
         policy = FocusPolicy(config.focus, id2label=loaded.id2label)
     except AimodError as error:
         raise ConfigError(where, "focus.allowed", str(error)) from None
-    vision = VisionService(loaded, noise, config.server)
+    vision = vision_engine(engine, loaded, noise, config.server)
     return Served(config, loaded.name, loaded.task, tiers, calibration, tenants, policy, vision=vision)
+
+
+def configured_noise(config: ServerConfig, *, dev: bool = False) -> KeyedNoise:
+    """The server's noise source, from the secret of ``[secret]``: the secret is read here and goes no further.
+
+    Args:
+        config: The checked ``server.toml``.
+        dev: With no secret configured, use the public development secret (logged as a warning).
+
+    Raises:
+        InvalidArgumentError: When no secret is found (:func:`~aimod.server.config.read_secret`).
+        ConfigError: For ``keying = "fingerprint"`` with a language model.
+    """
+    from aimod.server.logs import event
+    from aimod.text.models import is_causal_lm
+
+    secret = read_secret(config, dev=dev)
+    if secret == DEV_SECRET:
+        event("warning", message="serving with the public development secret (--dev): the noise is predictable")
+    return noise_source(config, secret, text=is_causal_lm(config.model.name))
 
 
 def noise_source(config: ServerConfig, secret: str, *, text: bool) -> KeyedNoise:
@@ -130,6 +162,19 @@ def noise_source(config: ServerConfig, secret: str, *, text: bool) -> KeyedNoise
             where, "server.keying", "is 'fingerprint', which keys images only; use 'field' or 'exact' for text."
         )
     return KeyedNoise(secret)
+
+
+def _engine_kind(config: ServerConfig, *, text: bool) -> str:
+    """``[engine] kind``, or the default for the model's kind; an engine of the other family is refused."""
+    family, default = (TEXT_ENGINES, "hf") if text else (VISION_ENGINES, "batched")
+    kind = config.engine.kind or default
+    if kind not in family:
+        where = str(config.path) if config.path is not None else "config"
+        what = "a language model" if text else "a vision model"
+        raise ConfigError(
+            where, "engine.kind", f"is {kind!r}, which is not an engine for {what}; use one of {sorted(family)}."
+        )
+    return kind
 
 
 def _check_chain(tiers: dict[str, float], where: str) -> None:

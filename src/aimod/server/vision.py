@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aimod.content_keys import exact_keys, fingerprint_keys
+from aimod.errors import InvalidRequestError, RequestError, TooLargeError
 from aimod.models.wrap import modulate_segmentation
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
 from aimod.redistribute import modulate_logits
 from aimod.server.config import ServerSettings
-from aimod.server.errors import ApiError
 
 __all__ = ["VisionRow", "VisionService", "decode_base64"]
 
@@ -53,7 +53,7 @@ def decode_base64(text: str, param: str = "image") -> bytes:
     """Bytes of a base64 string, with or without a ``data:image/...;base64,`` prefix.
 
     Raises:
-        ApiError: 400 naming ``param`` for invalid base64.
+        RequestError: 400 naming ``param`` for invalid base64.
 
     Example:
         >>> decode_base64("data:image/png;base64,aGk=")
@@ -64,8 +64,8 @@ def decode_base64(text: str, param: str = "image") -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(
-            400, f"`{param}` is not valid base64 (standard alphabet, with padding).", param=param, code="bad_base64"
+        raise InvalidRequestError(
+            f"`{param}` is not valid base64 (standard alphabet, with padding).", param=param, code="bad_base64"
         ) from None
 
 
@@ -88,35 +88,33 @@ class VisionService:
         """uint8 ``(C, H, W)`` pixels of an encoded image (PNG, JPEG, WebP, BMP, ...).
 
         Raises:
-            ApiError: 413 over the byte or pixel limits; 400 for bytes that are not an image.
+            RequestError: 413 over the byte or pixel limits; 400 for bytes that are not an image.
         """
         from PIL import Image
 
         limit = self.settings.max_image_bytes
         if len(data) > limit:
-            raise ApiError(
-                413, f"`{param}` has {len(data)} bytes; at most {limit}.", param=param, code="image_too_large"
+            raise TooLargeError(
+                f"`{param}` has {len(data)} bytes; at most {limit}.", param=param, code="image_too_large"
             )
         if not data:
-            raise ApiError(400, f"`{param}` is empty.", param=param, code="bad_image")
+            raise InvalidRequestError(f"`{param}` is empty.", param=param, code="bad_image")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 opened = Image.open(io.BytesIO(data))
                 width, height = opened.size
                 if width * height > self.settings.max_image_pixels:
-                    raise ApiError(
-                        413,
+                    raise TooLargeError(
                         f"`{param}` is {width} x {height} pixels; at most {self.settings.max_image_pixels} pixels.",
                         param=param,
                         code="image_too_large",
                     )
                 image = opened.convert("L" if self.channels == 1 else "RGB")
-        except ApiError:
+        except RequestError:
             raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ApiError(
-                400,
+            raise InvalidRequestError(
                 f"`{param}` is not an image PIL can read (PNG, JPEG, WebP, BMP, ...).",
                 param=param,
                 code="bad_image",
@@ -127,13 +125,13 @@ class VisionService:
 
     def run(self, rows: Sequence[VisionRow]) -> list[dict[str, Any] | BaseException]:
         """Answers for a batch of rows (the :class:`~aimod.server.batching.Batcher` function)."""
-        results: list[dict[str, Any] | BaseException] = [ApiError(500, "not computed")] * len(rows)
+        results: list[dict[str, Any] | BaseException] = [RuntimeError("not computed")] * len(rows)
         inputs: dict[int, Tensor] = {}
         for i, row in enumerate(rows):
             try:  # one image that cannot be preprocessed fails alone, never its batch
                 inputs[i] = self.loaded.preprocess(row.pixels[None])
             except Exception:
-                results[i] = ApiError(400, "The image could not be preprocessed for this model.", param="image")
+                results[i] = InvalidRequestError("The image could not be preprocessed for this model.", param="image")
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, x in inputs.items():
             groups.setdefault(tuple(x.shape[1:]), []).append(i)
