@@ -73,7 +73,7 @@ class Batcher(Generic[T, R]):
         """Queues one row and waits for its result.
 
         Raises:
-            RequestError: 503 once the server is shutting down.
+            ShuttingDownError: Once the server is shutting down.
         """
         if self._queue is None or self._closing:
             raise ShuttingDownError("The server is shutting down; retry on another replica.", code="shutting_down")

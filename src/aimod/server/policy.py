@@ -64,8 +64,8 @@ class FocusPolicy:
         """The row's modulation: the tenant's σ and the request's focus, checked.
 
         Raises:
-            RequestError: 400 for a malformed focus or an unknown class or word; 403 for a class or word the policy
-                does not allow or a strength over ``max_sigma``.
+            InvalidRequestError: For a malformed focus or an unknown class or word.
+            TierLimitError: For a class or word the policy does not allow, or a strength over ``max_sigma``.
         """
         if not focus:
             return Modulation(sigma=tenant.sigma)

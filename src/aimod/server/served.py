@@ -72,7 +72,6 @@ def build(config: ServerConfig, noise: KeyedNoise | str, *, loaded: Any = None) 
             ``[engine] kind`` is an engine for another kind of model.
         UnknownModelError, MissingExtraError: For the model.
     """
-    from aimod.models.identity import weights_hash
     from aimod.text.models import is_causal_lm
 
     where = str(config.path) if config.path is not None else "config"
@@ -88,25 +87,7 @@ def build(config: ServerConfig, noise: KeyedNoise | str, *, loaded: Any = None) 
 
         loaded = loaded if loaded is not None else load(name)
         num_classes, weights = loaded.num_classes, loaded.model
-    calibration = None
-    if config.tiers.file is not None:
-        path = config.resolve(config.tiers.file)
-        try:
-            calibration = load_tiers(path)
-            check_model(calibration, name, weights_hash(weights), num_classes)
-        except AimodError as error:
-            raise ConfigError(where, "tiers.file", f"{path}: {error}") from None
-        calibrated_under = calibration.extra.get("noise")
-        if calibrated_under is not None and calibrated_under != getattr(noise, "noise_id", None):
-            raise ConfigError(
-                where,
-                "tiers.file",
-                f"{path} was calibrated under another noise (another secret or [server] field settings); "
-                f"run `aimod calibrate --server-config {where}` again.",
-            )
-        tiers = {t.name: t.sigma for t in calibration.tiers}
-    else:
-        tiers = dict(config.tiers.sigma or {})
+    tiers, calibration = _read_tiers(config, noise, weights, num_classes, where)
     check_tenant_tiers(config.tenants, list(tiers), where)
     _check_chain(tiers, where)
     if isinstance(noise, FieldNoise):  # build each tier's field now, not in the first request
@@ -162,6 +143,34 @@ def noise_source(config: ServerConfig, secret: str, *, text: bool) -> KeyedNoise
             where, "server.keying", "is 'fingerprint', which keys images only; use 'field' or 'exact' for text."
         )
     return KeyedNoise(secret)
+
+
+def _read_tiers(
+    config: ServerConfig, noise: KeyedNoise, weights: Any, num_classes: int, where: str
+) -> tuple[dict[str, float], Calibration | None]:
+    """Tier name -> σ, from ``[tiers] sigma`` or the tiers file (checked against the hash of the model's weights)."""
+    from aimod.models.identity import weights_hash
+
+    calibration = None
+    if config.tiers.file is not None:
+        path = config.resolve(config.tiers.file)
+        try:
+            calibration = load_tiers(path)
+            check_model(calibration, config.model.name, weights_hash(weights), num_classes)
+        except AimodError as error:
+            raise ConfigError(where, "tiers.file", f"{path}: {error}") from None
+        calibrated_under = calibration.extra.get("noise")
+        if calibrated_under is not None and calibrated_under != getattr(noise, "noise_id", None):
+            raise ConfigError(
+                where,
+                "tiers.file",
+                f"{path} was calibrated under another noise (another secret or [server] field settings); "
+                f"run `aimod calibrate --server-config {where}` again.",
+            )
+        tiers = {t.name: t.sigma for t in calibration.tiers}
+    else:
+        tiers = dict(config.tiers.sigma or {})
+    return tiers, calibration
 
 
 def _engine_kind(config: ServerConfig, *, text: bool) -> str:

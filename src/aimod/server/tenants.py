@@ -47,8 +47,8 @@ class Tenants:
         """The tenant of an ``Authorization: Bearer <key>`` header.
 
         Raises:
-            RequestError: 401 for a missing, malformed or unknown key; 403 for a revoked one. The key never
-                appears in the message.
+            AuthenticationError: For a missing, malformed or unknown key (the key never appears in the message).
+            PermissionDeniedError: For a revoked key.
         """
         if not authorization:
             raise AuthenticationError(

@@ -124,7 +124,7 @@ class TextService:
         """Token ids of a conversation through the model's chat template, ready for the assistant's turn.
 
         Raises:
-            RequestError: 400 when the model has no chat template.
+            InvalidRequestError: When the model has no chat template, or the template refuses the messages.
         """
         if getattr(self.tokenizer, "chat_template", None) is None:
             raise InvalidRequestError(
@@ -146,7 +146,7 @@ class TextService:
         """Refuses empty prompts and prompts that leave no room for ``max_tokens`` in the context.
 
         Raises:
-            RequestError: 400 naming ``param``.
+            InvalidRequestError: Naming ``param``.
         """
         if not ids:
             raise InvalidRequestError(f"`{param}` encodes to no tokens.", param=param, code="empty_prompt")

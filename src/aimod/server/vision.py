@@ -53,7 +53,7 @@ def decode_base64(text: str, param: str = "image") -> bytes:
     """Bytes of a base64 string, with or without a ``data:image/...;base64,`` prefix.
 
     Raises:
-        RequestError: 400 naming ``param`` for invalid base64.
+        InvalidRequestError: Naming ``param``, for invalid base64.
 
     Example:
         >>> decode_base64("data:image/png;base64,aGk=")
@@ -88,7 +88,8 @@ class VisionService:
         """uint8 ``(C, H, W)`` pixels of an encoded image (PNG, JPEG, WebP, BMP, ...).
 
         Raises:
-            RequestError: 413 over the byte or pixel limits; 400 for bytes that are not an image.
+            TooLargeError: Over the byte or pixel limits.
+            InvalidRequestError: For bytes that are not an image.
         """
         from PIL import Image
 
