@@ -30,11 +30,26 @@ from aimod.modulation import Id2Label, Modulation
 from aimod.noise import KeyedNoise, NoiseSource
 from aimod.redistribute import modulate_logits
 
-__all__ = ["KeysHook", "ModulatedModel", "extract_logits", "modulate_segmentation", "replace_logits", "wrap"]
+__all__ = [
+    "KeysHook",
+    "ModulatedModel",
+    "extract_logits",
+    "modulate_segmentation",
+    "replace_logits",
+    "upsample_logits",
+    "wrap",
+]
 
 KeysHook = Callable[[Tensor, Tensor], Tensor]
 """``keys(inputs, clean_logits) -> (B,) int64``: the row keys of keyed noise, from the model input and its clean
 logits (before any upsampling), e.g. ``lambda x, z: aimod.content_keys.fingerprint_keys(z, 0.5)``."""
+
+
+def upsample_logits(logits: Tensor, size: tuple[int, ...] | None) -> Tensor:
+    """Segmentation logits ``(B, C, h, w)`` resized bilinearly to ``size`` (the label size); as they are if equal."""
+    if size is None or tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def modulate_segmentation(
@@ -48,12 +63,11 @@ def modulate_segmentation(
 ) -> Tensor:
     """The one segmentation path: upsample ``(B, C, h, w)`` logits to ``size`` (bilinear), then modulate per pixel.
 
-    The wrapper (``resolution="labels"``), the server and the sweeps all call this, so a pixel's decision is the
-    argmax of its upsampled clean logits plus noise drawn at that pixel, as the theory assumes.
+    The wrapper (``resolution="labels"``) and the server call this, and the sweeps cache logits through the same
+    :func:`upsample_logits`, so a pixel's decision is the argmax of its upsampled clean logits plus noise drawn at
+    that pixel, as the theory assumes.
     """
-    if size is not None and tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-    return modulate_logits(logits, modulation, dim=1, noise=noise, keys=keys, id2label=id2label)
+    return modulate_logits(upsample_logits(logits, size), modulation, dim=1, noise=noise, keys=keys, id2label=id2label)
 
 
 def extract_logits(output: Any) -> Tensor:
