@@ -13,7 +13,7 @@ majority answer. Reported: the agreement of that majority with the clean model's
 with the mean number of distinct keys an image got over its 101 queries, and what honest users see: the
 agreement of a single query over the 200 images (the theory predicts it) and how often two different test
 images share a fingerprint (so share noise). The answers come from the server's own functions
-(aimod.server.keys, aimod.modulate_logits with KeyedNoise), checked against VisionService.run on a sample.
+(aimod.content_keys, aimod.modulate_logits with KeyedNoise), checked against VisionService.run on a sample.
 
 Run: python benchmarks/bench_repeated_query.py [--inputs 200] [--queries 101]
 """
@@ -28,10 +28,10 @@ import torch
 from aimod import KeyedNoise, Modulation, SeededNoise, modulate_logits, theory
 from aimod.calibrate.inputs import logit_rows
 from aimod.catalog import load
+from aimod.content_keys import exact_keys, fingerprint_keys
 from aimod.data.fashion_mnist import load_fashion_mnist
 from aimod.eval.attack import majority_vote, perturb_pixels
 from aimod.server.config import ServerSettings
-from aimod.server.keys import exact_keys, fingerprint_keys
 from aimod.server.vision import VisionRow, VisionService
 
 SECRET = "benchmark-secret-0123456789"

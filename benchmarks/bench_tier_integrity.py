@@ -227,7 +227,7 @@ def _zeros(z: Tensor) -> Tensor:
 def memory_answers(logits: Tensor, sigma: float, radius: float, noise: KeyedNoise) -> Tensor:
     """Top-1 answers of a tenant-scoped memory: a query within `radius` (centred logits) of an earlier one
     gets that one's answer; others are answered with nested fingerprint-keyed noise and remembered."""
-    from aimod.server.keys import fingerprint_keys
+    from aimod.content_keys import fingerprint_keys
 
     centred = logits - logits.mean(1, keepdim=True)
     fresh = modulate_logits(logits, Modulation(sigma=sigma), noise=noise, keys=fingerprint_keys(logits, 0.5)).argmax(1)
@@ -377,7 +377,7 @@ def vision_part(args: argparse.Namespace) -> None:
                 checked.append(float((local_top == served).float().mean()))
     if checked:
         print(f"in-process field answers equal the real server's on {100 * min(checked):.2f} % of copies (worst cell)")
-    from aimod.server.keys import exact_keys, fingerprint_keys
+    from aimod.content_keys import exact_keys, fingerprint_keys
 
     def keyed(make: Any, how: str) -> Any:
         def decide(secret: str, z: Tensor, family: str, sigma: float) -> tuple[Tensor, Tensor]:

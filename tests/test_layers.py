@@ -11,7 +11,19 @@ SRC = Path(aimod.__file__).parent
 
 LAYERS = {
     **dict.fromkeys(
-        ["errors", "modulation", "_hash", "_checks", "noise", "chain", "field", "digest", "redistribute"], 0
+        [
+            "errors",
+            "modulation",
+            "_hash",
+            "_checks",
+            "noise",
+            "chain",
+            "field",
+            "digest",
+            "content_keys",
+            "redistribute",
+        ],
+        0,
     ),
     "theory": 1,
     "models": 2,

@@ -12,7 +12,20 @@ Every error is an :class:`AimodError` and also the matching builtin, so a plain 
      ├── ConfigError (ValueError)                a field of a configuration file (server.toml)
      ├── UnknownModelError (LookupError)         a model name that is not in the catalog
      ├── ModelSourceError (OSError)              an hf: source that cannot be read, or of no supported kind
-     └── MissingExtraError (ImportError)         an optional dependency that is not installed
+     ├── MissingExtraError (ImportError)         an optional dependency that is not installed
+     └── RequestError                            a request a service refuses (names its field and a code)
+          ├── InvalidRequestError                a malformed or out-of-range request      -> HTTP 400
+          ├── AuthenticationError                a missing, malformed or unknown API key  -> HTTP 401
+          ├── PermissionDeniedError              a revoked API key                        -> HTTP 403
+          │    └── TierLimitError                beyond the tier or the focus policy      -> HTTP 403
+          ├── NotFoundError (LookupError)        another model, or a route of another kind -> HTTP 404
+          ├── TooLargeError                      a body or an image over the server's limits -> HTTP 413
+          ├── UnsupportedMediaTypeError          a body that is not JSON (or multipart)   -> HTTP 415
+          └── ShuttingDownError                  the server is draining                   -> HTTP 503
+
+Only the server's error handler (``aimod.server.errors``) knows the HTTP status codes. Request errors are not
+``ValueError`` on purpose: pydantic would wrap a ``ValueError`` raised in a validator into a validation error,
+and these must reach the handler as they are.
 
 Messages say three things: what was given, what is allowed, and how to fix it.
 """
@@ -21,16 +34,25 @@ from __future__ import annotations
 
 __all__ = [
     "AimodError",
+    "AuthenticationError",
     "ConfigError",
     "InvalidArgumentError",
     "InvalidKeysError",
     "InvalidLogitsError",
     "InvalidModulationError",
+    "InvalidRequestError",
     "InvalidTargetError",
     "MissingExtraError",
     "ModelSourceError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RequestError",
+    "ShuttingDownError",
+    "TierLimitError",
+    "TooLargeError",
     "UnknownClassError",
     "UnknownModelError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -138,3 +160,54 @@ class MissingExtraError(AimodError, ImportError):
             f"This feature needs the optional package {package!r}, which is not installed. "
             f'Install it with: pip install "aimod[{extra}]"'
         )
+
+
+class RequestError(AimodError):
+    """A request a service refuses.
+
+    Args:
+        message: What was wrong, what is allowed and how to fix it. Never a key or a secret.
+        param: The request field at fault, if any (``focus``, ``messages.0.content``, ...).
+        code: A short machine-readable reason (``invalid_api_key``, ``tier_not_allowed``, ...).
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequestError(RequestError):
+    """A malformed request, or a field outside what the server allows."""
+
+
+class AuthenticationError(RequestError):
+    """A missing, malformed or unknown API key."""
+
+
+class PermissionDeniedError(RequestError):
+    """A caller who may not do this: e.g. a revoked API key."""
+
+
+class TierLimitError(PermissionDeniedError):
+    """A request beyond what the caller's tier or the owner's focus policy allows (e.g. a ``sigma`` field)."""
+
+
+class NotFoundError(RequestError, LookupError):
+    """A model this server does not run, or a route for another kind of model."""
+
+
+class TooLargeError(RequestError):
+    """A body or an image over the server's byte or pixel limits."""
+
+
+class UnsupportedMediaTypeError(RequestError):
+    """A body of a content type the route does not read."""
+
+
+class ShuttingDownError(RequestError):
+    """The server is shutting down and takes no new work."""

@@ -31,19 +31,16 @@ def serve_command(config_path: Path, host: str | None, port: int | None, dev: bo
     try:
         import uvicorn
 
-        from aimod.server import build, create_app, load_config, read_secret
-        from aimod.server.config import DEV_SECRET
-        from aimod.server.logs import configure, event
+        from aimod.server import build, create_app, load_config
+        from aimod.server.logs import configure
+        from aimod.server.served import configured_noise
     except ImportError as error:
         raise MissingExtraError(error.name or "fastapi", "server") from error
 
     config = load_config(config_path)
-    secret = read_secret(config, dev=dev)  # before the model loads: a missing secret fails fast
     configure()
-    if secret == DEV_SECRET:
-        event("warning", message="serving with the public development secret (--dev): the noise is predictable")
-    served = build(config, secret)
-    del secret
+    noise = configured_noise(config, dev=dev)  # before the model loads: a missing secret fails fast
+    served = build(config, noise)
     settings = config.server
     uvicorn.run(
         create_app(served),

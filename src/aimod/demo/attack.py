@@ -32,9 +32,9 @@ def repeated_queries(ctx: Context) -> Section:
     from aimod.calibrate.inputs import logit_rows
     from aimod.calibrate.vision import calibrate_logits
     from aimod.catalog import expect_vision, load
+    from aimod.content_keys import exact_keys, fingerprint_keys
     from aimod.data.fashion_mnist import load_fashion_mnist
     from aimod.demo.context import TARGETS
-    from aimod.server.keys import exact_keys, fingerprint_keys
 
     started = time.perf_counter()
     n, q = ctx.budget.attack_inputs, ctx.budget.attack_queries

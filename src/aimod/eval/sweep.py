@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from aimod.errors import InvalidArgumentError
 from aimod.eval.metrics import Metrics, confusion_matrix, metrics_from_confusion
+from aimod.models.wrap import upsample_logits
 from aimod.modulation import Modulation
 from aimod.noise import SeededNoise
 from aimod.redistribute import modulate_logits
@@ -113,8 +113,8 @@ def cache_logits(
     with torch.no_grad():
         for i in range(0, len(inputs), batch_size):
             logits = forward(inputs[i : i + batch_size]).float()
-            if logits.ndim == 4 and tuple(logits.shape[-2:]) != size:
-                logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            if logits.ndim == 4:
+                logits = upsample_logits(logits, size)  # the one segmentation path (aimod.models.wrap)
             chunks.append(logits)
             if progress is not None:
                 progress(len(logits))

@@ -17,7 +17,7 @@ would modulate less and the per-pixel theory would not hold.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -30,7 +30,44 @@ from aimod.modulation import Id2Label, Modulation
 from aimod.noise import KeyedNoise, NoiseSource
 from aimod.redistribute import modulate_logits
 
-__all__ = ["ModulatedModel", "extract_logits", "replace_logits", "wrap"]
+__all__ = [
+    "KeysHook",
+    "ModulatedModel",
+    "extract_logits",
+    "modulate_segmentation",
+    "replace_logits",
+    "upsample_logits",
+    "wrap",
+]
+
+KeysHook = Callable[[Tensor, Tensor], Tensor]
+"""``keys(inputs, clean_logits) -> (B,) int64``: the row keys of keyed noise, from the model input and its clean
+logits (before any upsampling), e.g. ``lambda x, z: aimod.content_keys.fingerprint_keys(z, 0.5)``."""
+
+
+def upsample_logits(logits: Tensor, size: tuple[int, ...] | None) -> Tensor:
+    """Segmentation logits ``(B, C, h, w)`` resized bilinearly to ``size`` (the label size); as they are if equal."""
+    if size is None or tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def modulate_segmentation(
+    logits: Tensor,
+    modulation: Modulation | Sequence[Modulation],
+    size: tuple[int, ...] | None,
+    *,
+    noise: NoiseSource,
+    keys: Tensor | None,
+    id2label: Id2Label | None,
+) -> Tensor:
+    """The one segmentation path: upsample ``(B, C, h, w)`` logits to ``size`` (bilinear), then modulate per pixel.
+
+    The wrapper (``resolution="labels"``) and the server call this, and the sweeps cache logits through the same
+    :func:`upsample_logits`, so a pixel's decision is the argmax of its upsampled clean logits plus noise drawn at
+    that pixel, as the theory assumes.
+    """
+    return modulate_logits(upsample_logits(logits, size), modulation, dim=1, noise=noise, keys=keys, id2label=id2label)
 
 
 def extract_logits(output: Any) -> Tensor:
@@ -116,6 +153,7 @@ class ModulatedModel(nn.Module):
         id2label: Id2Label | None,
         resolution: Literal["labels", "logits"],
         label_size: tuple[int, int] | None,
+        keys: KeysHook | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -124,6 +162,7 @@ class ModulatedModel(nn.Module):
         self.id2label = id2label
         self.resolution = resolution
         self.label_size = label_size
+        self.keys = keys
 
     def train(self, mode: bool = True) -> ModulatedModel:
         """Keeps the wrapped model in eval mode.
@@ -140,22 +179,27 @@ class ModulatedModel(nn.Module):
             output = self.model(*args, **kwargs)
             logits = extract_logits(output)
             inputs = _key_input(args, kwargs)
-            dim = -1
-            if logits.ndim == 4:  # (B, C, h, w) segmentation
-                dim = 1
-                size = self.label_size or (tuple(inputs.shape[-2:]) if inputs is not None else None)
-                if self.resolution == "labels" and size is not None and tuple(logits.shape[-2:]) != size:
-                    logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
             keys = None
             if isinstance(self.noise, KeyedNoise):
                 if inputs is None:
                     raise InvalidArgumentError(
                         "inputs", "no tensor argument", "a tensor input to key the noise on (aimod.digest)"
                     )
-                keys = digest(inputs)
-            modulated = modulate_logits(
-                logits, self.modulation, dim=dim, noise=self.noise, keys=keys, id2label=self.id2label
-            )
+                keys = self.keys(inputs, logits) if self.keys is not None else digest(inputs)
+            if logits.ndim == 4:  # (B, C, h, w) segmentation
+                size = self.label_size or (tuple(inputs.shape[-2:]) if inputs is not None else None)
+                modulated = modulate_segmentation(
+                    logits,
+                    self.modulation,
+                    size if self.resolution == "labels" else None,
+                    noise=self.noise,
+                    keys=keys,
+                    id2label=self.id2label,
+                )
+            else:
+                modulated = modulate_logits(
+                    logits, self.modulation, dim=-1, noise=self.noise, keys=keys, id2label=self.id2label
+                )
         return replace_logits(output, modulated)
 
 
@@ -167,6 +211,7 @@ def wrap(
     id2label: Id2Label | None = None,
     resolution: Literal["labels", "logits"] = "labels",
     label_size: tuple[int, int] | None = None,
+    keys: KeysHook | None = None,
 ) -> ModulatedModel:
     """Wraps a classifier or segmenter so that its forward returns modulated logits.
 
@@ -180,6 +225,9 @@ def wrap(
         resolution: Segmentation only: ``"labels"`` (default) modulates after upsampling to the label size,
             ``"logits"`` at the model's resolution; see the module docstring for why.
         label_size: Segmentation only: the label size to upsample to; defaults to the input's size.
+        keys: With keyed noise, ``keys(inputs, clean_logits)`` gives the row keys instead of ``aimod.digest`` of
+            the input: e.g. the server's content keys (:mod:`aimod.content_keys`), so the wrapper and the server
+            decide alike.
 
     Raises:
         InvalidModulationError / UnknownClassError: At once, if the modulation is invalid for this model.
@@ -212,4 +260,6 @@ def wrap(
             "modulation", modulation, "a Modulation, its string or dict form, or one per row", "E.g. 'sigma=2'."
         )
     model.eval()
-    return ModulatedModel(model, mods, noise=noise, id2label=id2label, resolution=resolution, label_size=label_size)
+    return ModulatedModel(
+        model, mods, noise=noise, id2label=id2label, resolution=resolution, label_size=label_size, keys=keys
+    )

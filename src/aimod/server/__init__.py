@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Served", "ServerConfig", "build", "create_app", "hash_key", "load_config", "new_key", "read_secret"]
 
-# Loaded on first use, so that `aimod.server.keys` (content keys, used by `aimod demo` too) needs no web stack.
+# Loaded on first use, so that `aimod.server.config` needs no web stack.
 _HOMES = {"create_app": "app", "Served": "served", "build": "served"} | dict.fromkeys(
     ("ServerConfig", "hash_key", "load_config", "new_key", "read_secret"), "config"
 )

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from aimod.server.errors import ApiError
+from aimod.errors import ShuttingDownError
 
 __all__ = ["Batcher", "BatchStats"]
 
@@ -73,10 +73,10 @@ class Batcher(Generic[T, R]):
         """Queues one row and waits for its result.
 
         Raises:
-            ApiError: 503 once the server is shutting down.
+            ShuttingDownError: Once the server is shutting down.
         """
         if self._queue is None or self._closing:
-            raise ApiError(503, "The server is shutting down; retry on another replica.", code="shutting_down")
+            raise ShuttingDownError("The server is shutting down; retry on another replica.", code="shutting_down")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, future))
         return await future

@@ -22,6 +22,9 @@ Example ``server.toml``::
     tier = "standard"
     key_sha256 = "sha256:9f86d0..."   # `aimod new-key` prints a key and this line; the key itself is never stored
 
+    [engine]                          # optional: what runs the model (default: by the model's kind)
+    kind = "batched"                  # "hf" for a language model, "batched" for a vision model
+
     [server]                          # all optional
     host = "127.0.0.1"
     port = 8000
@@ -52,6 +55,7 @@ else:  # pragma: no cover
 
 __all__ = [
     "DEV_SECRET",
+    "EngineConfig",
     "FocusConfig",
     "ModelConfig",
     "SecretConfig",
@@ -99,6 +103,24 @@ class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     """An embedded model name (``resnet-fashion``, ``segformer-scenes``, ``efficientnet-lite0``,
     ``smollm2-135m``) or ``hf:<id or path>``."""
+
+
+class EngineConfig(_Strict):
+    """``[engine]``: what runs the model behind the routes (:mod:`aimod.server.engines`)."""
+
+    kind: str | None = None
+    """``"hf"`` (batched Hugging Face ``generate``) for a language model, ``"batched"`` (fixed-shape batches)
+    for a vision model; unset: the one for the model's kind. ``"vllm"`` is the planned second text engine."""
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, kind: str | None) -> str | None:
+        from aimod.server.engines import TEXT_ENGINES, VISION_ENGINES
+
+        known = sorted(TEXT_ENGINES) + sorted(VISION_ENGINES)
+        if kind is not None and kind not in known:
+            raise ValueError(f"must be one of {known} (text: {sorted(TEXT_ENGINES)}, vision: {sorted(VISION_ENGINES)})")
+        return kind
 
 
 class TiersConfig(_Strict):
@@ -223,6 +245,7 @@ class ServerConfig(_Strict):
     secret: SecretConfig = Field(default_factory=SecretConfig)
     focus: FocusConfig = Field(default_factory=FocusConfig)
     tenants: list[TenantConfig] = Field(min_length=1)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     server: ServerSettings = Field(default_factory=ServerSettings)
     path: Path | None = Field(default=None, exclude=True)
     """Where the file was read from (relative paths in it are relative to its folder)."""

@@ -1,8 +1,11 @@
-"""HTTP errors in the OpenAI shape: ``{"error": {"message", "type", "param", "code"}}`` with a 4xx status.
+"""The one place that knows HTTP: aimod errors -> OpenAI-shaped JSON with their status code.
 
-Every refusal the server makes is an :class:`ApiError`; the handlers installed by :func:`install_handlers`
-turn it (and FastAPI's own validation and 404/405 errors) into that JSON, so the ``openai`` client raises its
-usual ``BadRequestError``, ``AuthenticationError``, ``PermissionDeniedError`` or ``NotFoundError``.
+The body is ``{"error": {"message", "type", "param", "code"}}``.
+
+Services raise :class:`~aimod.errors.RequestError` subclasses (and never choose a status code); the handlers
+installed by :func:`install_handlers` give each its status from :data:`STATUS` and turn FastAPI's own
+validation and 404/405 errors into the same JSON, so the ``openai`` client raises its usual
+``BadRequestError``, ``AuthenticationError``, ``PermissionDeniedError`` or ``NotFoundError``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ApiError", "error_body", "install_handlers"]
+from aimod.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestError,
+    ShuttingDownError,
+    TooLargeError,
+    UnsupportedMediaTypeError,
+)
+from aimod.server.schemas import invalid_field
+
+__all__ = ["STATUS", "error_body", "install_handlers", "status_of"]
+
+STATUS: dict[type[RequestError], int] = {
+    InvalidRequestError: 400,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,  # and TierLimitError
+    NotFoundError: 404,
+    TooLargeError: 413,
+    UnsupportedMediaTypeError: 415,
+    ShuttingDownError: 503,
+}
+"""The HTTP status of each request error (a subclass takes its nearest listed base's)."""
 
 _TYPES = {
     400: "invalid_request_error",
@@ -28,22 +54,9 @@ _TYPES = {
 }
 
 
-class ApiError(Exception):
-    """A refused request.
-
-    Args:
-        status: The HTTP status (4xx, or 503 while shutting down).
-        message: What was wrong, what is allowed and how to fix it. Never a key or a secret.
-        param: The request field at fault, if any.
-        code: A short machine-readable reason (``invalid_api_key``, ``tier_not_allowed``, ...).
-    """
-
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
+def status_of(error: RequestError) -> int:
+    """The HTTP status of a request error: that of the nearest class in its MRO listed in :data:`STATUS`."""
+    return next((STATUS[cls] for cls in type(error).__mro__ if cls in STATUS), 400)
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
@@ -51,38 +64,46 @@ def error_body(status: int, message: str, param: str | None = None, code: str | 
     return {"error": {"message": message, "type": _TYPES.get(status, "error"), "param": param, "code": code}}
 
 
-def _respond(request: Request, error: ApiError) -> JSONResponse:
-    request.state.error = error.code or _TYPES.get(error.status, "error")
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    return JSONResponse(error_body(error.status, error.message, error.param, error.code), error.status, headers)
+def request_error_body(error: RequestError) -> dict[str, Any]:
+    """The JSON body of a request error (also sent as the last event of a failed stream)."""
+    return error_body(status_of(error), error.message, error.param, error.code)
+
+
+def _respond(request: Request, status: int, message: str, param: str | None, code: str | None) -> JSONResponse:
+    request.state.error = code or _TYPES.get(status, "error")
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_body(status, message, param, code), status, headers)
+
+
+async def _request_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestError)
+    return _respond(request, status_of(error), error.message, error.param, error.code)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = error.errors()
+    refused = invalid_field(errors[0]) if errors else InvalidRequestError("request: invalid request")
+    return await _request_error(request, refused)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    message = {404: f"No route {request.url.path}; see /docs.", 405: f"{request.method} is not allowed here."}
+    return _respond(request, error.status_code, message.get(error.status_code, str(error.detail)), None, None)
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    from aimod.server.logs import logger
+
+    logger.error("unexpected_error", exc_info=error, extra={"fields": {"path": request.url.path}})
+    request.state.error = "internal_error"
+    return JSONResponse(error_body(500, "Internal error; it is logged.", code="internal_error"), 500)
 
 
 def install_handlers(app: FastAPI) -> None:
     """Routes every refusal to the JSON error shape."""
-
-    async def api_error(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, ApiError)
-        return _respond(request, error)
-
-    async def validation_error(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, RequestValidationError)
-        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
-        param = ".".join(str(p) for p in first["loc"] if p != "body") or None
-        return _respond(request, ApiError(400, f"{param or 'request'}: {first['msg']}", param=param))
-
-    async def http_error(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, StarletteHTTPException)
-        message = {404: f"No route {request.url.path}; see /docs.", 405: f"{request.method} is not allowed here."}
-        return _respond(request, ApiError(error.status_code, message.get(error.status_code, str(error.detail))))
-
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        from aimod.server.logs import logger
-
-        logger.error("unexpected_error", exc_info=error, extra={"fields": {"path": request.url.path}})
-        request.state.error = "internal_error"
-        return JSONResponse(error_body(500, "Internal error; it is logged.", code="internal_error"), 500)
-
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(Exception, unexpected)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestError, _request_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -12,10 +12,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from aimod.errors import AimodError, UnknownClassError
+from aimod.errors import AimodError, InvalidRequestError, TierLimitError, UnknownClassError
 from aimod.modulation import Modulation, resolve_class
 from aimod.server.config import FocusConfig
-from aimod.server.errors import ApiError
 from aimod.server.tenants import Tenant
 
 __all__ = ["MAX_FOCUS_ENTRIES", "FocusPolicy"]
@@ -65,20 +64,19 @@ class FocusPolicy:
         """The row's modulation: the tenant's σ and the request's focus, checked.
 
         Raises:
-            ApiError: 400 for a malformed focus or an unknown class or word; 403 for a class or word the policy
-                does not allow or a strength over ``max_sigma``.
+            InvalidRequestError: For a malformed focus or an unknown class or word.
+            TierLimitError: For a class or word the policy does not allow, or a strength over ``max_sigma``.
         """
         if not focus:
             return Modulation(sigma=tenant.sigma)
         if len(focus) > MAX_FOCUS_ENTRIES:
-            raise ApiError(400, f"focus names {len(focus)} entries; at most {MAX_FOCUS_ENTRIES}.", param="focus")
+            raise InvalidRequestError(f"focus names {len(focus)} entries; at most {MAX_FOCUS_ENTRIES}.", param="focus")
         resolved: dict[int | str, float] = {}
         for key, strength in focus.items():
             if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
-                raise ApiError(400, f"focus[{key!r}] must be a finite number, got {strength!r}.", param="focus")
+                raise InvalidRequestError(f"focus[{key!r}] must be a finite number, got {strength!r}.", param="focus")
             if abs(strength) > self.max_sigma:
-                raise ApiError(
-                    403,
+                raise TierLimitError(
                     f"focus[{key!r}] = {strength:g} exceeds the largest focus strength this server allows "
                     f"({self.max_sigma:g}).",
                     param="focus",
@@ -86,24 +84,23 @@ class FocusPolicy:
                 )
             target = self._resolve(key)
             if target in resolved:
-                raise ApiError(400, f"focus names {key!r} twice (as another spelling).", param="focus")
+                raise InvalidRequestError(f"focus names {key!r} twice (as another spelling).", param="focus")
             resolved[target] = float(strength)
         try:
             return Modulation(sigma=tenant.sigma, focus=resolved)
         except AimodError as error:  # pragma: no cover - values are checked above
-            raise ApiError(400, str(error), param="focus") from None
+            raise InvalidRequestError(str(error), param="focus") from None
 
     def _resolve(self, key: str) -> int | str:
         if not isinstance(key, str) or not key.strip():
-            raise ApiError(400, f"focus keys must be non-empty strings, got {key!r}.", param="focus")
+            raise InvalidRequestError(f"focus keys must be non-empty strings, got {key!r}.", param="focus")
         if self.id2label is not None:
             try:
                 class_id = resolve_class(key, len(self.id2label), self.id2label)
             except UnknownClassError as error:
-                raise ApiError(400, str(error), param="focus", code="unknown_class") from None
+                raise InvalidRequestError(str(error), param="focus", code="unknown_class") from None
             if class_id not in self._allowed_ids:
-                raise ApiError(
-                    403,
+                raise TierLimitError(
                     f"Focus on {key!r} is not allowed here; allowed: {self.describe()['allowed']}.",
                     param="focus",
                     code="focus_not_allowed",
@@ -111,12 +108,11 @@ class FocusPolicy:
             return class_id
         word = key.strip()
         if not self.any and word.casefold() not in self._allowed_words:
-            raise ApiError(
-                403,
+            raise TierLimitError(
                 f"Focus on {word!r} is not allowed here; allowed: {self.describe()['allowed']}.",
                 param="focus",
                 code="focus_not_allowed",
             )
         if self.tokenizer is not None and not self.tokenizer.encode(word, add_special_tokens=False):
-            raise ApiError(400, f"focus word {word!r} encodes to no token.", param="focus", code="unknown_word")
+            raise InvalidRequestError(f"focus word {word!r} encodes to no token.", param="focus", code="unknown_word")
         return word

@@ -1,8 +1,9 @@
-"""Request bodies: their fields, and the one parser that turns a body into one of them or a clear 4xx.
+"""Request bodies: their fields, typed, so FastAPI validates them and writes the OpenAPI document.
 
 Unknown fields are refused (400), so a misspelt option never silently does nothing. Fields that would choose
-the noise (``sigma``, ``tier``, ``seed``, ...) are refused with 403 before anything else: the tier comes from
-the API key alone. ``temperature`` and ``top_p`` are accepted for client compatibility and not applied: the
+the noise (``sigma``, ``tier``, ``seed``, ...) are refused with 403 before anything else, by a validator on the
+shared body model: the tier comes from the API key alone.
+``temperature`` and ``top_p`` are accepted for client compatibility and not applied: the
 decision is the argmax of the modulated logits, and the tier's keyed noise is the only randomness.
 """
 
@@ -11,10 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TypeVar
 
-from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aimod.server.errors import ApiError
+from aimod.errors import InvalidRequestError, TierLimitError
 
 __all__ = [
     "ChatRequest",
@@ -22,8 +22,9 @@ __all__ = [
     "CompletionRequest",
     "FORBIDDEN_FIELDS",
     "SegmentRequest",
-    "parse_body",
+    "invalid_field",
     "parse_model",
+    "refuse_noise_fields",
 ]
 
 FORBIDDEN_FIELDS = {
@@ -45,6 +46,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Request(_Body):
+    """What every request body shares: unknown fields refused, noise-choosing fields refused first."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_noise_fields(cls, data: Any) -> Any:
+        # runs before any field is checked, so a noise field is refused (403) whatever else the body holds
+        if isinstance(data, dict):
+            refuse_noise_fields(data)
+            if "logit_bias" in data:
+                raise InvalidRequestError(
+                    "`logit_bias` is not supported: use `focus`, a map from word to signed strength (see /docs).",
+                    param="logit_bias",
+                )
+        return data
+
+
 class Message(_Body):
     """One chat message."""
 
@@ -53,7 +71,7 @@ class Message(_Body):
     name: str | None = None
 
 
-class _Generation(_Body):
+class _Generation(_Request):
     model: str
     max_tokens: int | None = Field(default=None, ge=1)
     stream: bool = False
@@ -72,7 +90,7 @@ class _Generation(_Body):
         """The stop strings (at most 4, non-empty)."""
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         if len(stops) > 4 or any(not s for s in stops):
-            raise ApiError(400, "`stop` must be at most 4 non-empty strings.", param="stop")
+            raise InvalidRequestError("`stop` must be at most 4 non-empty strings.", param="stop")
         return tuple(stops)
 
 
@@ -90,7 +108,7 @@ class CompletionRequest(_Generation):
     echo: bool = Field(default=False, le=False)
 
 
-class ClassifyRequest(_Body):
+class ClassifyRequest(_Request):
     """``POST /v1/classify`` as JSON."""
 
     image: str = Field(min_length=1)
@@ -101,7 +119,7 @@ class ClassifyRequest(_Body):
     model: str | None = None
 
 
-class SegmentRequest(_Body):
+class SegmentRequest(_Request):
     """``POST /v1/segment`` as JSON."""
 
     image: str = Field(min_length=1)
@@ -113,11 +131,14 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def refuse_noise_fields(data: dict[str, Any]) -> None:
-    """403 for any field that would choose the noise."""
+    """Refuses any field that would choose the noise.
+
+    Raises:
+        TierLimitError: Naming the first such field (HTTP 403, ``tier_not_allowed``).
+    """
     for name, what in FORBIDDEN_FIELDS.items():
         if name in data:
-            raise ApiError(
-                403,
+            raise TierLimitError(
                 f"`{name}` is not accepted: {what} comes only from your API key's tier. Ask the model owner for "
                 "another tier.",
                 param=name,
@@ -125,64 +146,30 @@ def refuse_noise_fields(data: dict[str, Any]) -> None:
             )
 
 
+def invalid_field(error: Any) -> InvalidRequestError:
+    """The refusal of one pydantic error (a dict of ``ValidationError.errors()``), naming the field."""
+    param = ".".join(str(p) for p in error["loc"] if p != "body") or None
+    if error["type"] == "extra_forbidden":
+        message = f"Unknown field `{param}`; the accepted fields are listed in /docs."
+    elif error["type"] == "missing":
+        message = f"`{param}` is required."
+    else:
+        shown = json.dumps(error.get("input"), default=str)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        message = f"`{param}`: {error['msg']} (got {shown})."
+    return InvalidRequestError(message, param=param, code="invalid_field")
+
+
 def parse_model(cls: type[M], data: Any) -> M:
     """Validates parsed JSON (or form fields) into ``cls``.
 
     Raises:
-        ApiError: 403 for noise fields; 400 naming the first invalid field.
+        TierLimitError: For noise fields.
+        InvalidRequestError: For a body that is not an object, or naming the first invalid field.
     """
     if not isinstance(data, dict):
-        raise ApiError(400, f"The body must be a JSON object, got {type(data).__name__}.", code="invalid_json")
-    refuse_noise_fields(data)
-    if "logit_bias" in data:
-        raise ApiError(
-            400,
-            "`logit_bias` is not supported: use `focus`, a map from word to signed strength (see /docs).",
-            param="logit_bias",
-        )
+        raise InvalidRequestError(f"The body must be a JSON object, got {type(data).__name__}.", code="invalid_json")
     try:
         return cls.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        if first["type"] == "extra_forbidden":
-            message = f"Unknown field `{param}`; the accepted fields are listed in /docs."
-        elif first["type"] == "missing":
-            message = f"`{param}` is required."
-        else:
-            shown = json.dumps(first.get("input"), default=str)
-            shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            message = f"`{param}`: {first['msg']} (got {shown})."
-        raise ApiError(400, message, param=param, code="invalid_field") from None
-
-
-async def parse_body(request: Request, cls: type[M], max_bytes: int) -> M:
-    """Reads a JSON body (size-limited) and validates it into ``cls``.
-
-    Raises:
-        ApiError: 413 over ``max_bytes``; 415 for another content type; 400 for malformed JSON.
-    """
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if kind != "application/json":
-        raise ApiError(415, f"Send a JSON body (Content-Type: application/json), got {kind!r}.", code="content_type")
-    body = await read_limited(request, max_bytes)
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, huge numbers, deep nesting
-        raise ApiError(400, f"Malformed JSON: {str(error)[:200]}.", code="invalid_json") from None
-    return parse_model(cls, data)
-
-
-async def read_limited(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refusing more than ``max_bytes`` (413) without reading it all into memory first."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ApiError(413, f"The body has {declared} bytes; at most {max_bytes}.", code="body_too_large")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise ApiError(413, f"The body exceeds {max_bytes} bytes.", code="body_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raise invalid_field(error.errors()[0]) from None

@@ -2,8 +2,10 @@
 
 :func:`build` loads the model named in ``[model]``, reads the tiers (a tiers file is checked against the
 loaded model's name, weight hash and class count, so tiers calibrated for another model never apply), checks
-that every tenant's tier exists and builds the services with the noise source of ``[server] keying``
-(``FieldNoise(secret)`` by default, or ``KeyedNoise(secret)``), whose utility noise is nested across tiers.
+that every tenant's tier exists and builds the engine of ``[engine]`` (:mod:`aimod.server.engines`) with the
+noise source of ``[server] keying`` (``FieldNoise(secret)`` by default, or ``KeyedNoise(secret)``), whose utility
+noise is nested across tiers. :func:`configured_noise` reads the secret and builds that noise source once; only
+the noise source travels on, never the secret.
 """
 
 from __future__ import annotations
@@ -18,18 +20,17 @@ from aimod.chain import same_cell
 from aimod.errors import AimodError, ConfigError
 from aimod.field import TEXT_CLIP, TEXT_FEATURES, FieldNoise
 from aimod.noise import KeyedNoise
-from aimod.server.config import ServerConfig, check_tenant_tiers
+from aimod.server.config import DEV_SECRET, ServerConfig, check_tenant_tiers, read_secret
+from aimod.server.engines import TEXT_ENGINES, VISION_ENGINES, TextEngine, VisionEngine, text_engine, vision_engine
 from aimod.server.policy import FocusPolicy
 from aimod.server.tenants import Tenants
-from aimod.server.text import TextService
-from aimod.server.vision import VisionService
 
-__all__ = ["Served", "build", "noise_source"]
+__all__ = ["Served", "build", "configured_noise", "noise_source"]
 
 
 @dataclass
 class Served:
-    """Everything the routes need."""
+    """Everything the routes need: the model's name and kind, tiers, tenants, focus policy and its engine."""
 
     config: ServerConfig
     name: str
@@ -39,8 +40,15 @@ class Served:
     calibration: Calibration | None
     tenants: Tenants
     policy: FocusPolicy
-    vision: VisionService | None = None
-    text: TextService | None = None
+    vision: VisionEngine | None = None
+    text: TextEngine | None = None
+
+    @property
+    def engine(self) -> TextEngine | VisionEngine:
+        """The one engine this server runs (text or vision)."""
+        engine = self.text if self.text is not None else self.vision
+        assert engine is not None, "build() always sets one engine"
+        return engine
 
     def describe(self) -> dict[str, Any]:
         """The model's entry in ``/v1/models`` (without the caller's tier)."""
@@ -50,45 +58,31 @@ class Served:
         return out
 
 
-def build(config: ServerConfig, secret: str, *, loaded: VisionModel | TextModel | None = None) -> Served:
+def build(config: ServerConfig, noise: KeyedNoise | str, *, loaded: VisionModel | TextModel | None = None) -> Served:
     """Loads and checks everything ``config`` names.
 
     Args:
         config: The checked ``server.toml``.
-        secret: The noise secret (:func:`aimod.server.config.read_secret`).
+        noise: The noise source of :func:`configured_noise` (what ``aimod serve`` passes), or a secret to build
+            it from with :func:`noise_source` (tests and notebooks).
         loaded: An already loaded model (:func:`aimod.load`) to use instead of loading ``[model].name`` again;
             tests share one this way.
 
     Raises:
-        ConfigError: When a tenant's tier is not in the tiers, or the tiers file belongs to another model.
+        ConfigError: When a tenant's tier is not in the tiers, the tiers file belongs to another model, or
+            ``[engine] kind`` is an engine for another kind of model.
         UnknownModelError, MissingExtraError: For the model.
     """
     from aimod.catalog import load
 
     where = str(config.path) if config.path is not None else "config"
-    name = config.model.name
-    loaded = loaded if loaded is not None else load(name)
-    noise = noise_source(config, secret, text=isinstance(loaded, TextModel))
+    loaded = loaded if loaded is not None else load(config.model.name)  # the one place that loads the model
+    text = isinstance(loaded, TextModel)
+    if isinstance(noise, str):
+        noise = noise_source(config, noise, text=text)
+    engine = _engine_kind(config, text=text)
     num_classes, weights = loaded.num_classes, loaded.model
-    calibration = None
-    if config.tiers.file is not None:
-        path = config.resolve(config.tiers.file)
-        try:
-            calibration = load_tiers(path)
-            check_model(calibration, name, loaded.weights_hash, num_classes)
-        except AimodError as error:
-            raise ConfigError(where, "tiers.file", f"{path}: {error}") from None
-        calibrated_under = calibration.extra.get("noise")
-        if calibrated_under is not None and calibrated_under != getattr(noise, "noise_id", None):
-            raise ConfigError(
-                where,
-                "tiers.file",
-                f"{path} was calibrated under another noise (another secret or [server] field settings); "
-                f"run `aimod calibrate --server-config {where}` again.",
-            )
-        tiers = {t.name: t.sigma for t in calibration.tiers}
-    else:
-        tiers = dict(config.tiers.sigma or {})
+    tiers, calibration = _read_tiers(config, noise, loaded.weights_hash, num_classes, where)
     check_tenant_tiers(config.tenants, list(tiers), where)
     _check_chain(tiers, where)
     if isinstance(noise, FieldNoise):  # build each tier's field now, not in the first request
@@ -98,16 +92,36 @@ def build(config: ServerConfig, secret: str, *, loaded: VisionModel | TextModel 
     try:
         if isinstance(loaded, TextModel):
             policy = FocusPolicy(config.focus, id2label=None, tokenizer=loaded.tokenizer)
-            text = TextService(loaded.model, loaded.tokenizer, noise)
-            return Served(config, name, "text", tiers, calibration, tenants, policy, text=text)
+            text_side = text_engine(engine, loaded.model, loaded.tokenizer, noise, config.server)
+            return Served(config, loaded.name, "text", tiers, calibration, tenants, policy, text=text_side)
         policy = FocusPolicy(config.focus, id2label=loaded.id2label)
     except AimodError as error:
         raise ConfigError(where, "focus.allowed", str(error)) from None
-    vision = VisionService(loaded, noise, config.server)
+    vision = vision_engine(engine, loaded, noise, config.server)
     kind: Literal["classification", "segmentation"] = (
         "segmentation" if loaded.kind == "segmentation" else "classification"
     )
     return Served(config, loaded.name, kind, tiers, calibration, tenants, policy, vision=vision)
+
+
+def configured_noise(config: ServerConfig, *, dev: bool = False) -> KeyedNoise:
+    """The server's noise source, from the secret of ``[secret]``: the secret is read here and goes no further.
+
+    Args:
+        config: The checked ``server.toml``.
+        dev: With no secret configured, use the public development secret (logged as a warning).
+
+    Raises:
+        InvalidArgumentError: When no secret is found (:func:`~aimod.server.config.read_secret`).
+        ConfigError: For ``keying = "fingerprint"`` with a language model.
+    """
+    from aimod.catalog import kind
+    from aimod.server.logs import event
+
+    secret = read_secret(config, dev=dev)
+    if secret == DEV_SECRET:
+        event("warning", message="serving with the public development secret (--dev): the noise is predictable")
+    return noise_source(config, secret, text=kind(config.model.name) == "causal-lm")
 
 
 def noise_source(config: ServerConfig, secret: str, *, text: bool) -> KeyedNoise:
@@ -127,6 +141,45 @@ def noise_source(config: ServerConfig, secret: str, *, text: bool) -> KeyedNoise
             where, "server.keying", "is 'fingerprint', which keys images only; use 'field' or 'exact' for text."
         )
     return KeyedNoise(secret)
+
+
+def _read_tiers(
+    config: ServerConfig, noise: KeyedNoise, weights_hash: str, num_classes: int, where: str
+) -> tuple[dict[str, float], Calibration | None]:
+    """Tier name -> σ, from ``[tiers] sigma`` or the tiers file (checked against the hash of the model's weights)."""
+    calibration = None
+    if config.tiers.file is not None:
+        path = config.resolve(config.tiers.file)
+        try:
+            calibration = load_tiers(path)
+            check_model(calibration, config.model.name, weights_hash, num_classes)
+        except AimodError as error:
+            raise ConfigError(where, "tiers.file", f"{path}: {error}") from None
+        calibrated_under = calibration.extra.get("noise")
+        if calibrated_under is not None and calibrated_under != getattr(noise, "noise_id", None):
+            raise ConfigError(
+                where,
+                "tiers.file",
+                f"{path} was calibrated under another noise (another secret or [server] field settings); "
+                f"run `aimod calibrate --server-config {where}` again.",
+            )
+        tiers = {t.name: t.sigma for t in calibration.tiers}
+    else:
+        tiers = dict(config.tiers.sigma or {})
+    return tiers, calibration
+
+
+def _engine_kind(config: ServerConfig, *, text: bool) -> str:
+    """``[engine] kind``, or the default for the model's kind; an engine of the other family is refused."""
+    family, default = (TEXT_ENGINES, "hf") if text else (VISION_ENGINES, "batched")
+    kind = config.engine.kind or default
+    if kind not in family:
+        where = str(config.path) if config.path is not None else "config"
+        what = "a language model" if text else "a vision model"
+        raise ConfigError(
+            where, "engine.kind", f"is {kind!r}, which is not an engine for {what}; use one of {sorted(family)}."
+        )
+    return kind
 
 
 def _check_chain(tiers: dict[str, float], where: str) -> None:

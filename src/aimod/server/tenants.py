@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from aimod.errors import AuthenticationError, PermissionDeniedError
 from aimod.server.config import TenantConfig, hash_key
-from aimod.server.errors import ApiError
 
 __all__ = ["Tenant", "Tenants"]
 
@@ -47,26 +47,26 @@ class Tenants:
         """The tenant of an ``Authorization: Bearer <key>`` header.
 
         Raises:
-            ApiError: 401 for a missing, malformed or unknown key; 403 for a revoked one. The key never
-                appears in the message.
+            AuthenticationError: For a missing, malformed or unknown key (the key never appears in the message).
+            PermissionDeniedError: For a revoked key.
         """
         if not authorization:
-            raise ApiError(
-                401,
+            raise AuthenticationError(
                 "Missing API key: send the header 'Authorization: Bearer <your key>' (the openai client's api_key).",
                 code="missing_api_key",
             )
         match = _BEARER.fullmatch(authorization.strip())
         if match is None:
-            raise ApiError(
-                401,
+            raise AuthenticationError(
                 "Malformed Authorization header: expected 'Bearer ' followed by a key of 16-256 printable characters.",
                 code="invalid_api_key",
             )
         digest = hash_key(match.group(1))
         tenant = self._by_hash.get(digest)
         if tenant is None or not hmac.compare_digest(tenant.key_sha256, digest):
-            raise ApiError(401, "Unknown API key. Ask the model owner for a key.", code="invalid_api_key")
+            raise AuthenticationError("Unknown API key. Ask the model owner for a key.", code="invalid_api_key")
         if tenant.revoked:
-            raise ApiError(403, f"The API key of tenant {tenant.name!r} has been revoked.", code="revoked_api_key")
+            raise PermissionDeniedError(
+                f"The API key of tenant {tenant.name!r} has been revoked.", code="revoked_api_key"
+            )
         return Tenant(tenant.name, tenant.tier, self._sigmas[tenant.tier])

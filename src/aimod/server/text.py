@@ -15,10 +15,9 @@ from typing import Any
 
 import torch
 
-from aimod.errors import AimodError
+from aimod.errors import AimodError, InvalidRequestError
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
-from aimod.server.errors import ApiError
 from aimod.text.focus import token_focus
 from aimod.text.processor import AimLogitsProcessor
 
@@ -125,15 +124,17 @@ class TextService:
         """Token ids of a conversation through the model's chat template, ready for the assistant's turn.
 
         Raises:
-            ApiError: 400 when the model has no chat template.
+            InvalidRequestError: When the model has no chat template, or the template refuses the messages.
         """
         if getattr(self.tokenizer, "chat_template", None) is None:
-            raise ApiError(400, "This model has no chat template; use /v1/completions with a prompt.", param="messages")
+            raise InvalidRequestError(
+                "This model has no chat template; use /v1/completions with a prompt.", param="messages"
+            )
         try:
             text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
         except Exception as error:  # jinja2 TemplateError and friends: the template refuses this conversation
-            raise ApiError(
-                400, f"The model's chat template refuses these messages: {str(error)[:200]}", param="messages"
+            raise InvalidRequestError(
+                f"The model's chat template refuses these messages: {str(error)[:200]}", param="messages"
             ) from None
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
@@ -145,13 +146,12 @@ class TextService:
         """Refuses empty prompts and prompts that leave no room for ``max_tokens`` in the context.
 
         Raises:
-            ApiError: 400 naming ``param``.
+            InvalidRequestError: Naming ``param``.
         """
         if not ids:
-            raise ApiError(400, f"`{param}` encodes to no tokens.", param=param, code="empty_prompt")
+            raise InvalidRequestError(f"`{param}` encodes to no tokens.", param=param, code="empty_prompt")
         if len(ids) + max_tokens > self.context:
-            raise ApiError(
-                400,
+            raise InvalidRequestError(
                 f"`{param}` has {len(ids)} tokens; with max_tokens={max_tokens} that exceeds the model's context of "
                 f"{self.context} tokens. Shorten the prompt or lower max_tokens.",
                 param=param,
@@ -163,7 +163,7 @@ class TextService:
         try:
             return token_focus(self.tokenizer, modulation)
         except AimodError as error:
-            raise ApiError(400, str(error), param="focus", code="invalid_focus") from None
+            raise InvalidRequestError(str(error), param="focus", code="invalid_focus") from None
 
     def run(self, rows: Sequence[TextRow]) -> list[dict[str, Any]]:
         """Completions of a batch of rows (the :class:`~aimod.server.batching.Batcher` function).

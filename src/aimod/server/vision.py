@@ -26,12 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aimod.catalog import VisionModel
+from aimod.content_keys import exact_keys, fingerprint_keys
+from aimod.errors import InvalidRequestError, RequestError, TooLargeError
+from aimod.models.wrap import modulate_segmentation
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
 from aimod.redistribute import modulate_logits
 from aimod.server.config import ServerSettings
-from aimod.server.errors import ApiError
-from aimod.server.keys import exact_keys, fingerprint_keys
 
 __all__ = ["VisionRow", "VisionService", "decode_base64"]
 
@@ -52,7 +54,7 @@ def decode_base64(text: str, param: str = "image") -> bytes:
     """Bytes of a base64 string, with or without a ``data:image/...;base64,`` prefix.
 
     Raises:
-        ApiError: 400 naming ``param`` for invalid base64.
+        InvalidRequestError: Naming ``param``, for invalid base64.
 
     Example:
         >>> decode_base64("data:image/png;base64,aGk=")
@@ -63,8 +65,8 @@ def decode_base64(text: str, param: str = "image") -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(
-            400, f"`{param}` is not valid base64 (standard alphabet, with padding).", param=param, code="bad_base64"
+        raise InvalidRequestError(
+            f"`{param}` is not valid base64 (standard alphabet, with padding).", param=param, code="bad_base64"
         ) from None
 
 
@@ -77,7 +79,7 @@ class VisionService:
         settings: ``[server]``: keying, batch size and image limits.
     """
 
-    def __init__(self, loaded: Any, noise: NoiseSource, settings: ServerSettings) -> None:
+    def __init__(self, loaded: VisionModel, noise: NoiseSource, settings: ServerSettings) -> None:
         self.loaded = loaded
         self.noise = noise
         self.settings = settings
@@ -87,35 +89,34 @@ class VisionService:
         """uint8 ``(C, H, W)`` pixels of an encoded image (PNG, JPEG, WebP, BMP, ...).
 
         Raises:
-            ApiError: 413 over the byte or pixel limits; 400 for bytes that are not an image.
+            TooLargeError: Over the byte or pixel limits.
+            InvalidRequestError: For bytes that are not an image.
         """
         from PIL import Image
 
         limit = self.settings.max_image_bytes
         if len(data) > limit:
-            raise ApiError(
-                413, f"`{param}` has {len(data)} bytes; at most {limit}.", param=param, code="image_too_large"
+            raise TooLargeError(
+                f"`{param}` has {len(data)} bytes; at most {limit}.", param=param, code="image_too_large"
             )
         if not data:
-            raise ApiError(400, f"`{param}` is empty.", param=param, code="bad_image")
+            raise InvalidRequestError(f"`{param}` is empty.", param=param, code="bad_image")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 opened = Image.open(io.BytesIO(data))
                 width, height = opened.size
                 if width * height > self.settings.max_image_pixels:
-                    raise ApiError(
-                        413,
+                    raise TooLargeError(
                         f"`{param}` is {width} x {height} pixels; at most {self.settings.max_image_pixels} pixels.",
                         param=param,
                         code="image_too_large",
                     )
                 image = opened.convert("L" if self.channels == 1 else "RGB")
-        except ApiError:
+        except RequestError:
             raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ApiError(
-                400,
+            raise InvalidRequestError(
                 f"`{param}` is not an image PIL can read (PNG, JPEG, WebP, BMP, ...).",
                 param=param,
                 code="bad_image",
@@ -126,13 +127,13 @@ class VisionService:
 
     def run(self, rows: Sequence[VisionRow]) -> list[dict[str, Any] | BaseException]:
         """Answers for a batch of rows (the :class:`~aimod.server.batching.Batcher` function)."""
-        results: list[dict[str, Any] | BaseException] = [ApiError(500, "not computed")] * len(rows)
+        results: list[dict[str, Any] | BaseException] = [RuntimeError("not computed")] * len(rows)
         inputs: dict[int, Tensor] = {}
         for i, row in enumerate(rows):
             try:  # one image that cannot be preprocessed fails alone, never its batch
                 inputs[i] = self.loaded.preprocess(row.pixels[None])
             except Exception:
-                results[i] = ApiError(400, "The image could not be preprocessed for this model.", param="image")
+                results[i] = InvalidRequestError("The image could not be preprocessed for this model.", param="image")
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, x in inputs.items():
             groups.setdefault(tuple(x.shape[1:]), []).append(i)
@@ -192,8 +193,7 @@ class VisionService:
         # Noise per pixel of the model's input size, then the mask resized (nearest) to the image: noise drawn at
         # the upload's size would let a client upload a huge image and vote each logit cell's pixels back clean.
         height, width = row.pixels.shape[1:]
-        upsampled = F.interpolate(clean, size=input_size, mode="bilinear", align_corners=False)
-        z = modulate_logits(upsampled, row.modulation, dim=1, noise=self.noise, keys=key, id2label=id2label)
+        z = modulate_segmentation(clean, row.modulation, input_size, noise=self.noise, keys=key, id2label=id2label)
         decided = F.interpolate(z.argmax(1, keepdim=True).float(), size=(height, width), mode="nearest")[0, 0]
         mask = decided.to(torch.uint8 if len(id2label) <= 256 else torch.int32)
         counts = torch.bincount(mask.reshape(-1).to(torch.int64), minlength=len(id2label))

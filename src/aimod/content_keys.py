@@ -1,4 +1,4 @@
-"""Row keys of vision requests: what makes the same query get the same noise.
+"""Content keys of vision requests (layer 0, beside `aimod.digest`): what makes the same query get the same noise.
 
 * ``exact``: the digest of the decoded pixels (and their shape). Any change to any pixel is a new key, and so
   a fresh noise draw: a client that sends one image many times with tiny changes gets many independent

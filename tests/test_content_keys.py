@@ -6,9 +6,9 @@ import torch
 
 from aimod import FieldNoise, KeyedNoise, Modulation
 from aimod.catalog import load
+from aimod.content_keys import exact_keys, fingerprint_keys
 from aimod.data.fashion_mnist import load_fashion_mnist
 from aimod.server.config import ServerSettings
-from aimod.server.keys import exact_keys, fingerprint_keys
 from aimod.server.vision import VisionRow, VisionService
 
 

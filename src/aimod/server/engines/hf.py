@@ -1,0 +1,46 @@
+"""The ``hf`` text engine: concurrent rows share one batched Hugging Face ``generate`` call.
+
+:class:`~aimod.server.text.TextService` does the work (left padding, one modulation per row, a stopping
+criterion per row); this adds the :class:`~aimod.server.batching.Batcher` that gathers concurrent requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aimod.noise import NoiseSource
+from aimod.server.batching import Batcher
+from aimod.server.config import ServerSettings
+from aimod.server.text import TextRow, TextService
+
+__all__ = ["HFTextEngine"]
+
+
+class HFTextEngine(TextService):
+    """A transformers causal LM behind a batcher.
+
+    Args:
+        model: A transformers causal LM (eval mode).
+        tokenizer: Its tokenizer.
+        noise: The server's noise source.
+        settings: ``[server]``: ``max_batch`` and ``batch_wait_ms``.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, noise: NoiseSource, settings: ServerSettings) -> None:
+        super().__init__(model, tokenizer, noise)
+        self._batcher: Batcher[TextRow, dict[str, Any]] = Batcher(
+            self.run, max_batch=settings.max_batch, wait_s=settings.batch_wait_ms / 1000
+        )
+        self.stats = self._batcher.stats
+
+    def start(self) -> None:
+        """Starts the batcher on the running event loop."""
+        self._batcher.start()
+
+    async def stop(self) -> None:
+        """Finishes every queued row, then stops the batcher."""
+        await self._batcher.stop()
+
+    async def complete(self, row: TextRow) -> dict[str, Any]:
+        """The row's completion, computed in a batch with whatever else is waiting."""
+        return await self._batcher.submit(row)

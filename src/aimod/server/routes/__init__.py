@@ -1,0 +1,1 @@
+"""The routers: one per family (``openai``: completions, chat completions, models; ``vision``), and ``service``."""
