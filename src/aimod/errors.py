@@ -151,14 +151,22 @@ class ModelSourceError(AimodError, OSError):
 
 
 class MissingExtraError(AimodError, ImportError):
-    """An optional dependency that is not installed; the message gives the pip line."""
+    """An optional dependency that is not installed; the message gives the command that installs it.
 
-    def __init__(self, package: str, extra: str) -> None:
+    Args:
+        package: The missing package, as pip names it.
+        extra: The aimod extra that provides it.
+        command: The install command, when ``pip install "aimod[<extra>]"`` does not install the package
+            (for example a package that must be installed with ``--no-deps``).
+    """
+
+    def __init__(self, package: str, extra: str, command: str | None = None) -> None:
         self.package = package
         self.extra = extra
+        self.command = command or f'pip install "aimod[{extra}]"'
         super().__init__(
             f"This feature needs the optional package {package!r}, which is not installed. "
-            f'Install it with: pip install "aimod[{extra}]"'
+            f"Install it with: {self.command}"
         )
 
 

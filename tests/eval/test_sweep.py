@@ -100,3 +100,18 @@ def test_sweep_command_errors_are_usage_errors(args: list[str], fragment: str) -
     result = CliRunner().invoke(cli, ["sweep", *args])
     assert result.exit_code == 2
     assert fragment in result.output
+
+
+def test_sweep_and_calibration_intervals_are_the_same_student_t_interval() -> None:
+    from scipy import stats
+
+    from aimod.calibrate.vision import interval
+    from aimod.eval.interval import t_interval
+
+    values = [0.61, 0.55, 0.72, 0.64, 0.58]
+    mean = sum(values) / len(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=stats.sem(values))
+    assert t_interval(values) == pytest.approx((mean, low, high))
+    e = estimate(values)
+    assert (e.mean, e.low, e.high) == pytest.approx(interval(torch.tensor(values)))
+    assert t_interval([0.2, 0.9], center=0.95)[2] == 1.0  # clipped: the values are fractions

@@ -125,3 +125,17 @@ def test_bad_arguments_raise() -> None:
         AimLogitsProcessor(Modulation(focus={"Paris": 2.0}), noise=SeededNoise(0))
     with pytest.raises(InvalidArgumentError, match="noise source"):
         AimLogitsProcessor(Modulation(), noise="secret")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "modulation",
+    [
+        Modulation(focus={"paris": 2.0}),
+        [Modulation(sigma=1.0), Modulation(focus={"paris": 2.0})],
+        (Modulation(focus={3: 1.0, "london": -1.0}),),
+    ],
+    ids=["one", "per-row list", "per-row tuple"],
+)
+def test_word_focus_keys_are_refused_at_construction(modulation: object) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"token id .*aimod\.text\.focus\.token_focus"):
+        AimLogitsProcessor(modulation, noise=SeededNoise(0))  # type: ignore[arg-type]

