@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given
@@ -25,10 +26,27 @@ def test_string_form_round_trips(m: Modulation) -> None:
 
 
 @given(modulations)
-def test_dict_form_round_trips(m: Modulation) -> None:
-    assert Modulation.from_dict(m.to_dict()) == m
-    assert Modulation.coerce(m.to_dict()) == m
+def test_coerce_takes_the_string_form_and_semicolons_separate_when_asked(m: Modulation) -> None:
     assert Modulation.coerce(str(m)) == m
+    assert Modulation.coerce(m) is m
+    if not any(isinstance(k, str) and ";" in k for k in m.focus):
+        assert Modulation.parse(str(m).replace(", ", ";"), separators=",;") == m
+
+
+def test_the_dict_form_is_gone_with_an_error_that_shows_the_string_form() -> None:
+    assert not hasattr(Modulation, "from_dict")
+    assert not hasattr(Modulation, "to_dict")
+    with pytest.raises(InvalidModulationError, match=re.escape("'sigma=2.0, person=+3.0'")):
+        Modulation.coerce({"sigma": 2, "focus": {"person": 3}})  # type: ignore[arg-type]
+
+
+def test_parse_names_reads_the_same_name_syntax_without_strengths() -> None:
+    from aimod.modulation import parse_names
+
+    assert parse_names('person, "traffic, light", 3, "7"') == ["person", "traffic, light", 3, "7"]
+    for bad in ("", "person=+3", 'a, "b'):
+        with pytest.raises(InvalidModulationError):
+            parse_names(bad)
 
 
 def test_parse_examples() -> None:
@@ -115,9 +133,9 @@ def test_invalid_strings_raise(text: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-def test_from_dict_rejects_unknown_keys() -> None:
-    with pytest.raises(InvalidModulationError, match="only the keys 'sigma' and 'focus'"):
-        Modulation.from_dict({"sigma": 1.0, "temperature": 2.0})
+def test_semicolons_are_plain_characters_unless_asked_for() -> None:
+    assert Modulation.parse('"a;b"=+1') == Modulation(focus={"a;b": 1.0})
+    assert Modulation.parse('"a;b"=+1;c=+2', separators=",;") == Modulation(focus={"a;b": 1.0, "c": 2.0})
 
 
 LABELS = ["person", "car", "traffic light", "bus"]

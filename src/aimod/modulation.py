@@ -6,8 +6,10 @@ A :class:`Modulation` is a frozen value with two parts:
 * ``focus`` (set by the user): class id or name -> signed std of a one-signed half-normal added to that
   class only (``+`` promotes the class, ``-`` suppresses it).
 
-It is validated when built, so the operator never checks it again. The compact string form, used by the
-command line and the HTTP layer, is a comma-separated list of ``key=value`` items::
+It is validated when built, so the operator never checks it again. Its one string form, used by the Python API
+(every function that takes a modulation takes this string too), the command line and lm-eval's model arguments
+(``modulation=sigma=1;paris=+4``: there ``;`` separates items too, since lm-eval splits its arguments on
+commas), is a comma-separated list of ``key=value`` items::
 
     sigma=2                         utility only
     sigma=1.5, person=+3, car=-1    utility plus focus (signs are required on focus strengths)
@@ -17,7 +19,8 @@ command line and the HTTP layer, is a comma-separated list of ``key=value`` item
     (empty)                         the identity: no noise
 
 Inside quotes, ``\\"`` and ``\\\\`` escape a quote and a backslash. ``str(m)`` gives the canonical form and
-``Modulation.parse(str(m)) == m`` always holds.
+``Modulation.parse(str(m)) == m`` always holds. :func:`parse_names` reads names alone in the same syntax (a
+focus sweep's classes or words, whose strengths come from the sweep).
 
 Example:
     >>> m = Modulation.parse("sigma=2, person=+3, car=-1")
@@ -40,11 +43,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Union
 
 from aimod.errors import InvalidModulationError, UnknownClassError
 
-__all__ = ["ClassKey", "Id2Label", "Modulation", "ResolvedModulation", "resolve_class"]
+__all__ = ["ClassKey", "Id2Label", "Modulation", "ResolvedModulation", "parse_names", "resolve_class"]
 
 ClassKey = Union[int, str]
 """A focus key: a class (or token) id, or a class name resolved through ``id2label``."""
@@ -151,8 +154,8 @@ class Modulation:
     # -- conversions -----------------------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, text: str) -> Modulation:
-        """Parses the compact string form (see the module docstring).
+    def parse(cls, text: str, *, separators: str = ",") -> Modulation:
+        """Parses the string form (see the module docstring); ``separators=",;"`` also splits on ``;``.
 
         Raises:
             InvalidModulationError: If the text is not of that form; the message points at the bad item.
@@ -166,7 +169,7 @@ class Modulation:
             return cls(sigma=float(stripped))
         sigma: float | None = None
         focus: dict[ClassKey, float] = {}
-        for item in _split_items(stripped):
+        for item in _split_items(stripped, separators):
             key, value = _split_item(item)
             if isinstance(key, str) and key.startswith("\0bare:") and key[6:].strip().lower() == "sigma":
                 if sigma is not None:
@@ -202,34 +205,27 @@ class Modulation:
         return ", ".join(items)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Modulation:
-        """Builds from ``{"sigma": 2.0, "focus": {"person": 3.0}}``; both keys are optional.
+    def coerce(cls, value: Modulation | str | float) -> Modulation:
+        """Accepts a Modulation, its string form or a bare sigma.
 
         Raises:
-            InvalidModulationError: On unknown keys or invalid values.
+            InvalidModulationError: For anything else (a dict is refused, with the string form to write instead).
         """
-        if not isinstance(data, Mapping):
-            raise InvalidModulationError("modulation", data, "a mapping with keys 'sigma' and/or 'focus'")
-        unknown = sorted(set(data) - {"sigma", "focus"}, key=str)
-        if unknown:
-            raise InvalidModulationError(
-                "modulation", dict(data), "a mapping with only the keys 'sigma' and 'focus'", f"Remove {unknown}."
-            )
-        return cls(sigma=data.get("sigma", 0.0), focus=data.get("focus", {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"sigma": float, "focus": {key: float}}``, the inverse of :meth:`from_dict`."""
-        return {"sigma": self.sigma, "focus": dict(self.focus)}
-
-    @classmethod
-    def coerce(cls, value: Modulation | str | Mapping[str, Any] | float) -> Modulation:
-        """Accepts a Modulation, its string form, its dict form or a bare sigma."""
         if isinstance(value, Modulation):
             return value
         if isinstance(value, str):
             return cls.parse(value)
         if isinstance(value, Mapping):
-            return cls.from_dict(value)
+            try:
+                hint = f"here {str(cls(sigma=value.get('sigma', 0.0), focus=value.get('focus', {})))!r}"
+            except (InvalidModulationError, AttributeError, TypeError):
+                hint = "for example 'sigma=2, person=+3'"
+            raise InvalidModulationError(
+                "modulation",
+                dict(value),
+                "a Modulation, its string form or a sigma, not a dict",
+                f"Write the string form ({hint}), or Modulation(sigma=..., focus={{...}}).",
+            )
         return cls(sigma=value)  # validated in __post_init__
 
     def with_sigma(self, sigma: float) -> Modulation:
@@ -349,8 +345,34 @@ def _check_key(key: object) -> ClassKey:
 # -- the compact string form ------------------------------------------------------------------------------
 
 
-def _split_items(text: str) -> list[str]:
-    """Splits on commas outside quotes."""
+def parse_names(text: str) -> list[ClassKey]:
+    """Names alone in the string form's syntax: ``'person, "traffic, light", 3'`` (a bare integer is an id).
+
+    Raises:
+        InvalidModulationError: For an empty list, or an item with a strength.
+
+    Example:
+        >>> parse_names('person, "traffic, light", 3')
+        ['person', 'traffic, light', 3]
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidModulationError("names", text, "one or more names such as 'person' or 'paris, london'")
+    names: list[ClassKey] = []
+    for item in _split_items(text.strip()):
+        try:
+            _split_item(item)
+        except InvalidModulationError:  # no '=' outside quotes: a name alone, as it should be
+            key, _ = _split_item(f"{item.strip()}=+1")
+            names.append(_unwrap_key(key))
+            continue
+        raise InvalidModulationError(
+            "names", text, "names without strengths", f"Remove the strength from {item.strip()!r}."
+        )
+    return names
+
+
+def _split_items(text: str, separators: str = ",") -> list[str]:
+    """Splits on ``separators`` outside quotes."""
     items, current, quoted, escaped = [], [], False, False
     for char in text:
         if escaped:
@@ -362,7 +384,7 @@ def _split_items(text: str) -> list[str]:
         elif char == '"':
             current.append(char)
             quoted = not quoted
-        elif char == "," and not quoted:
+        elif char in separators and not quoted:
             items.append("".join(current))
             current = []
         else:

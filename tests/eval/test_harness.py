@@ -6,16 +6,25 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from aimod import InvalidArgumentError
-from aimod.eval.harness import AimodLM, _secret, parse_focus, write_tasks
+from aimod import InvalidArgumentError, Modulation
+from aimod.eval.harness import AimodLM, _secret, parse_modulation, write_tasks
 
 
-def test_parse_focus_reads_words_and_token_ids_and_refuses_duplicates() -> None:
-    assert parse_focus("paris:3; 1234:-1.5") == {"paris": 3.0, 1234: -1.5}
-    assert parse_focus(None) == {}
-    for bad in ("paris", "paris:x", ":3", "paris:3;paris:2"):
-        with pytest.raises(InvalidArgumentError, match="focus"):
-            parse_focus(bad)
+def test_the_modulation_argument_is_the_one_string_form_with_semicolons() -> None:
+    assert parse_modulation("sigma=2;paris=+3; 1234=-1.5") == Modulation(sigma=2, focus={"paris": 3, 1234: -1.5})
+    assert parse_modulation("sigma=2;paris=+3") == Modulation.parse("sigma=2, paris=+3")
+    assert parse_modulation(None) == Modulation()
+    assert parse_modulation(2) == Modulation(sigma=2)  # lm-eval turns numeric values into numbers
+    for bad in ("paris", "paris:3", "paris=3", "paris=+3;paris=+2"):
+        with pytest.raises(InvalidArgumentError):
+            parse_modulation(bad)
+
+
+@pytest.mark.parametrize("old", [{"sigma": 2}, {"focus": "paris:3;london:-2"}])
+def test_the_old_sigma_and_focus_arguments_are_refused_with_the_new_form(old: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgumentError, match="modulation=sigma=2;paris=") as info:
+        AimodLM(**old)
+    assert "string form" in str(info.value)
 
 
 def test_secrets_never_come_from_model_arguments(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +60,6 @@ def test_pretrained_takes_catalog_names_and_refuses_vision_models(tmp_path: Path
     assert _pretrained(str(folder)) == str(folder)  # lm-eval's own convention stays
     with pytest.raises(InvalidArgumentError, match="It is a classification model"):
         _pretrained("resnet-fashion")
-    lm = AimodLM(pretrained=f"hf:{folder}", sigma=1.0, batch_size=1)
+    lm = AimodLM(pretrained=f"hf:{folder}", modulation="sigma=1", batch_size=1)
     assert type(lm.model).__name__ == "GPT2LMHeadModel"
     assert not lm.modulation.is_identity

@@ -93,8 +93,10 @@ def test_sweep_command_writes_its_report(tmp_path: object) -> None:
         (["--values", "-1,2"], "must be >= 0"),
         (["--kind", "focus"], "--focus CLASS"),
         (["--kind", "focus", "--focus", "Shrit", "--samples", "50"], "Did you mean 'Shirt'"),
+        (["--kind", "focus", "--focus", "Shirt=+3", "--samples", "50"], "names without strengths"),
+        (["--kind", "focus", "--focus", "Shirt, Coat", "--samples", "50"], "one class name or id"),
     ],
-    ids=["model", "values", "nan", "negative", "no-focus", "unknown-class"],
+    ids=["model", "values", "nan", "negative", "no-focus", "unknown-class", "strength", "two-classes"],
 )
 def test_sweep_command_errors_are_usage_errors(args: list[str], fragment: str) -> None:
     result = CliRunner().invoke(cli, ["sweep", *args])

@@ -70,7 +70,7 @@ def test_generate_uses_the_chat_template_and_word_focus(
             tiny_llama,
             tokenizer,
             ["capital of France"],
-            {"focus": {"Paris": 60.0}},
+            "Paris=+60",
             noise=SeededNoise(0),
             max_new_tokens=4,
         )

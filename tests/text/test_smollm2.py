@@ -82,7 +82,7 @@ def test_lm_eval_cli_runs_the_aimod_model_type_on_the_local_fact_tasks(
     scores = {}
     for sigma in (0, 6):
         out = tmp_path / f"out-{sigma}"
-        args = f"pretrained=smollm2-135m,sigma={sigma}" + (",focus=paris:-8" if sigma else "")
+        args = f"pretrained=smollm2-135m,modulation=sigma={sigma}" + (";paris=-8" if sigma else "")
         run = subprocess.run(
             [
                 str(lm_eval),

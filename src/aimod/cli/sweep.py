@@ -21,6 +21,7 @@ from aimod.catalog import TextModel, VisionModel
 from aimod.errors import InvalidArgumentError
 from aimod.eval.report import save_sweep
 from aimod.eval.sweep import SweepResult
+from aimod.modulation import parse_names
 
 __all__ = ["parse_values", "sweep_command"]
 
@@ -60,7 +61,11 @@ def parse_values(text: str) -> list[float]:
 )
 @click.option("--kind", type=click.Choice(["utility", "focus"]), default="utility", show_default=True)
 @click.option(
-    "--focus", "focus_class", default=None, help="Class id or name to focus; for language models, words (comma list)."
+    "--focus",
+    "focus_class",
+    default=None,
+    help="What to focus, named as in a modulation string: a class name or id; for language models, words "
+    "(comma list, quotes for names with commas: 'paris, \"new york\"'). Strengths come from --values.",
 )
 @click.option(
     "--values",
@@ -139,9 +144,12 @@ def _vision(
 ) -> tuple[SweepResult, str]:
     from aimod.eval.sweep import cache_logits, sweep
 
-    focus_key: int | str | None = (
-        int(focus_class) if focus_class and focus_class.isascii() and focus_class.isdigit() else focus_class
-    )
+    focus_key: int | str | None = None
+    if focus_class is not None:
+        names = parse_names(focus_class)
+        if len(names) != 1:
+            raise InvalidArgumentError("--focus", focus_class, "one class name or id for a vision model")
+        focus_key = names[0]
     data = model.inputs("evaluation", samples)
     assert data.images is not None  # a vision model has images
     with Progress(*columns, console=console, transient=True) as progress:
@@ -178,7 +186,7 @@ def _text(
 
     data = model.inputs("evaluation", samples)  # every category, not only the first one
     items = data.items
-    words = [w.strip() for w in (focus_words or "").split(",") if w.strip()]
+    words = [str(w) for w in parse_names(focus_words)] if focus_words is not None else []
     utility = kind == "utility"
     with Progress(*columns, console=console, transient=True) as progress:
         steps = seeds + (len(grid) if utility else 0)  # one generation grid per seed, one scoring per value

@@ -1,6 +1,6 @@
 """lm-evaluation-harness integration: the ``aimod`` model type and local tasks built from aimod's fact set.
 
-``lm_eval --model aimod --model_args pretrained=smollm2-135m,sigma=2,focus=paris:3;london:-2 --tasks ...``
+``lm_eval --model aimod --model_args "pretrained=smollm2-135m,modulation=sigma=2;paris=+3;london=-2" --tasks ...``
 evaluates a modulated model. :class:`AimodLM` is lm-eval's Hugging Face model (``HFLM``) with the same noise
 applied to both request kinds:
 
@@ -13,9 +13,10 @@ Model arguments (beside every ``hf`` argument such as ``batch_size`` or ``device
 
 * ``pretrained``: a catalog name (:func:`aimod.load`): ``smollm2-135m`` (the default) or ``hf:<id or path>``;
   a bare hub id or local folder (lm-eval's own convention) works too;
-* ``sigma``: utility noise std (default 0);
-* ``focus``: ``word:strength`` pairs separated by ``;`` (lm-eval splits model arguments on commas), words
-  expanded to tokens by :func:`aimod.text.token_focus`, or token ids;
+* ``modulation``: the modulation's string form (:class:`~aimod.Modulation`), with ``;`` between items since
+  lm-eval splits model arguments on commas (``sigma=2;paris=+3``; default: none); focus words are expanded to
+  tokens by :func:`aimod.text.token_focus`, integer keys are token ids. The old ``sigma=`` and ``focus=``
+  arguments are refused with the new form;
 * ``secret_file``: a file holding the noise key; else ``$AIMOD_SECRET``; else a public key derived from
   ``seed`` (default 0), which suits evaluation and nothing else. A ``secret`` argument is refused: lm-eval
   logs its model arguments and writes them into its results.
@@ -52,35 +53,19 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without the eval extra
     raise MissingExtraError("lm-eval", "eval") from error
 
-__all__ = ["AimodLM", "parse_focus", "write_tasks"]
+__all__ = ["AimodLM", "parse_modulation", "write_tasks"]
 
 
-def parse_focus(text: str | None) -> dict[int | str, float]:
-    """``"paris:3;london:-2"`` -> ``{"paris": 3.0, "london": -2.0}``; integer keys become token ids.
+def parse_modulation(text: object) -> Modulation:
+    """The ``modulation`` model argument: the string form with ``;`` (or ``,``) between items; None is none.
 
     Example:
-        >>> parse_focus("paris:3; 1234:-1.5")
-        {'paris': 3.0, 1234: -1.5}
+        >>> str(parse_modulation("sigma=2;paris=+3; 1234=-1.5"))
+        'sigma=2.0, paris=+3.0, 1234=-1.5'
     """
-    focus: dict[int | str, float] = {}
-    for part in (text or "").split(";"):
-        if not part.strip():
-            continue
-        key, sep, value = part.rpartition(":")
-        try:
-            if not sep or not key.strip():
-                raise ValueError
-            strength = float(value)
-        except ValueError:
-            raise InvalidArgumentError(
-                "focus", text, "word:strength pairs separated by ';'", "For example focus=paris:3;london:-2."
-            ) from None
-        word = key.strip()
-        target: int | str = int(word) if word.isascii() and word.isdigit() else word
-        if target in focus:
-            raise InvalidArgumentError("focus", text, "each word once", f"{word!r} is given twice.")
-        focus[target] = strength
-    return focus
+    if text is None:
+        return Modulation()
+    return Modulation.parse(str(text), separators=",;")
 
 
 @register_model("aimod")
@@ -90,8 +75,7 @@ class AimodLM(HFLM):  # type: ignore[misc]
     def __init__(
         self,
         pretrained: Any = "smollm2-135m",
-        sigma: float = 0.0,
-        focus: str | None = None,
+        modulation: Any = None,
         secret_file: str | None = None,
         seed: int = 0,
         **kwargs: Any,
@@ -103,11 +87,19 @@ class AimodLM(HFLM):  # type: ignore[misc]
                 "absent from the model arguments (lm-eval logs them and writes them into its results)",
                 "Set $AIMOD_SECRET or pass secret_file=<path> instead.",
             )
-        modulation = Modulation(sigma=float(sigma), focus=parse_focus(str(focus) if focus is not None else None))
+        for old in ("sigma", "focus"):
+            if old in kwargs:
+                raise InvalidArgumentError(
+                    old,
+                    kwargs[old],
+                    "absent: the modulation is one argument in its string form",
+                    "Write for example modulation=sigma=2;paris=+3;london=-2 (';' between items).",
+                )
+        modulated = parse_modulation(modulation)
         pretrained = _pretrained(pretrained)
         kwargs.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
         super().__init__(pretrained=pretrained, **kwargs)
-        self.modulation = token_focus(self.tokenizer, modulation)
+        self.modulation = token_focus(self.tokenizer, modulated)
         self.noise = FieldNoise.for_text(_secret(secret_file, seed))
 
     def _model_call(self, inps: torch.Tensor, attn_mask: Any = None, labels: Any = None) -> torch.Tensor:

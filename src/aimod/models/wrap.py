@@ -205,7 +205,7 @@ class ModulatedModel(nn.Module):
 
 def wrap(
     model: nn.Module,
-    modulation: Modulation | str | Mapping[str, Any] | Sequence[Modulation],
+    modulation: Modulation | str | Sequence[Modulation],
     *,
     noise: NoiseSource,
     id2label: Id2Label | None = None,
@@ -218,7 +218,7 @@ def wrap(
     Args:
         model: Any ``nn.Module`` returning logits ``(B, C)`` or ``(B, C, h, w)``, directly or as ``.logits``
             or a dict entry. It is put in eval mode; its weights are never changed; forward runs without grad.
-        modulation: A Modulation (or its string or dict form) for every row, or one per row.
+        modulation: A Modulation (or its string form) for every row, or one per row.
         noise: ``SeededNoise(seed)``, or ``KeyedNoise(secret)`` keyed by ``aimod.digest`` of each input row, so
             the same image always gets the same answer.
         id2label: Class names; defaults to ``model.config.id2label`` when the model has one.
@@ -257,7 +257,7 @@ def wrap(
         mods = [Modulation.coerce(m) for m in modulation]
     else:
         raise InvalidArgumentError(
-            "modulation", modulation, "a Modulation, its string or dict form, or one per row", "E.g. 'sigma=2'."
+            "modulation", modulation, "a Modulation, its string form, or one per row", "E.g. 'sigma=2'."
         )
     model.eval()
     return ModulatedModel(

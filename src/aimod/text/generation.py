@@ -23,7 +23,7 @@ from aimod.text.processor import AimLogitsProcessor
 
 __all__ = ["Completions", "format_prompts", "generate", "generate_grid"]
 
-ModulationLike = Modulation | str | Mapping[str, Any]
+ModulationLike = Modulation | str
 
 
 @dataclass(frozen=True)
