@@ -19,6 +19,7 @@ from aimod.errors import AimodError, InvalidRequestError
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
 from aimod.text.focus import token_focus
+from aimod.text.padding import eos_ids, left_pad, pad_id
 from aimod.text.processor import AimLogitsProcessor
 
 __all__ = ["TextRow", "TextService"]
@@ -115,10 +116,8 @@ class TextService:
         self.tokenizer = tokenizer
         self.noise = noise
         self.context = int(getattr(model.config, "max_position_embeddings", 2048))
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        eos = configured if isinstance(configured, list) else [configured] if configured is not None else []
-        self.eos = {int(e) for e in eos} | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+        self.pad_id = pad_id(tokenizer)
+        self.eos = eos_ids(model, tokenizer)
 
     def chat_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of a conversation through the model's chat template, ready for the assistant's turn.
@@ -177,12 +176,7 @@ class TextService:
 
     @torch.no_grad()
     def _run(self, rows: Sequence[TextRow]) -> list[dict[str, Any]]:
-        width = max(len(r.ids) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.int64)
-        mask = torch.zeros((len(rows), width), dtype=torch.int64)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row.ids) :] = torch.tensor(row.ids)
-            mask[i, width - len(row.ids) :] = 1
+        ids, mask = left_pad([r.ids for r in rows], self.pad_id)
         device = next(self.model.parameters()).device
         states = [_RowState(row, self.tokenizer, self.eos) for row in rows]
         processor = AimLogitsProcessor([r.modulation for r in rows], noise=self.noise, pad_token_id=self.pad_id)

@@ -17,8 +17,8 @@ import torch
 from aimod.errors import InvalidArgumentError
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
-from aimod.text._padding import encode_left_padded, positions
 from aimod.text.focus import token_focus
+from aimod.text.padding import encode_left_padded, eos_ids, pad_id, positions
 from aimod.text.processor import AimLogitsProcessor
 
 __all__ = ["Completions", "format_prompts", "generate", "generate_grid"]
@@ -208,13 +208,11 @@ def _generate_rows(
             "1 here (one completion per prompt and modulation)",
             "Call model.generate with an AimLogitsProcessor for several sequences per prompt.",
         )
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad_id is None:
-        raise InvalidArgumentError("tokenizer", "a tokenizer with neither a pad nor an eos token", "one with either")
+    pad = pad_id(tokenizer)
     ids, mask = encode_left_padded(tokenizer, texts, add_special_tokens=not special)
     device = next(model.parameters()).device
     ids, mask = ids.to(device), mask.to(device)
-    processor = AimLogitsProcessor([m for row in mods for m in row], noise=noise, pad_token_id=pad_id)
+    processor = AimLogitsProcessor([m for row in mods for m in row], noise=noise, pad_token_id=pad)
     kwargs: dict[str, Any] = {}
     with torch.no_grad():
         if repeats > 1 and ids.shape[1] > 1 and generate_kwargs.get("num_beams", 1) == 1:
@@ -225,12 +223,12 @@ def _generate_rows(
             max_new_tokens=max_new_tokens,
             do_sample=do_sample,
             logits_processor=[processor],
-            pad_token_id=pad_id,
+            pad_token_id=pad,
             **kwargs,
             **generate_kwargs,
         )
     new = out[:, ids.shape[1] :].tolist()
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     rows = [_until_eos(tokens, eos) for tokens in new]
     return [rows[p * repeats : (p + 1) * repeats] for p in range(len(texts))]
 
@@ -243,14 +241,6 @@ def _shared_prefill(model: Any, ids: torch.Tensor, mask: torch.Tensor, repeats: 
     model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), past_key_values=cache, use_cache=True)
     cache.batch_repeat_interleave(repeats)
     return cache
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
 
 
 def _until_eos(tokens: list[int], eos: set[int]) -> list[int]:

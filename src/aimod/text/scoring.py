@@ -20,7 +20,7 @@ from aimod.errors import InvalidArgumentError
 from aimod.modulation import Modulation
 from aimod.noise import NoiseSource
 from aimod.redistribute import ModulationBatch, modulate_logits
-from aimod.text._padding import encode_left_padded, positions
+from aimod.text.padding import encode_left_padded, left_pad, pad_id, positions
 from aimod.text.processor import prefix_keys
 
 _CHUNK = 1 << 24  # logits per modulation call in modulate_sequence_logits (64 MB of float32)
@@ -138,7 +138,7 @@ def choice_logits(
         )
     device = next(model.parameters()).device
     width = max(len(options) for options in choices)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
     index: dict[int, int] = {}  # prefix key -> row
     kept: list[Tensor] = []
     rows, targets, owners = [], [], []
@@ -147,14 +147,10 @@ def choice_logits(
         items = list(range(start, min(start + per_chunk, len(contexts))))
         heads = [tokenizer(contexts[i], add_special_tokens=add_special_tokens)["input_ids"] for i in items]
         tails = [[tokenizer(" " + c, add_special_tokens=False)["input_ids"] for c in choices[i]] for i in items]
-        n, lc = len(items), max(len(h) for h in heads)
+        n = len(items)
         lk = max(len(t) for per in tails for t in per)
         # 1. the contexts, left-padded, into a cache; their last position predicts every choice's first token
-        cids = torch.full((n, lc), pad, dtype=torch.int64)
-        cmask = torch.zeros_like(cids)
-        for r, h in enumerate(heads):
-            cids[r, lc - len(h) :] = torch.tensor(h)
-            cmask[r, lc - len(h) :] = 1
+        cids, cmask = left_pad(heads, pad)
         cache = DynamicCache(config=model.config)
         with torch.no_grad():
             out = model(
