@@ -42,7 +42,9 @@ def test_a_padded_row_decodes_as_it_does_alone() -> None:
     model = tiny_llama(len(tokenizer), int(tokenizer.pad_token_id))
     prompts = ["Paris is the capital of", "Iron"]
     together = generate(model, tokenizer, prompts, "sigma=0.5", noise=KeyedNoise("pad"), max_new_tokens=5, batch_size=2)
-    alone = [generate(model, tokenizer, [p], "sigma=0.5", noise=KeyedNoise("pad"), max_new_tokens=5)[0] for p in prompts]
+    alone = [
+        generate(model, tokenizer, [p], "sigma=0.5", noise=KeyedNoise("pad"), max_new_tokens=5)[0] for p in prompts
+    ]
     assert together == alone
     ids, mask = left_pad([[5, 6, 7], []], pad=9)
     assert ids.tolist() == [[5, 6, 7], [9, 9, 9]]

@@ -32,7 +32,7 @@ from aimod.calibrate.tiers import Tier, check_targets
 from aimod.errors import InvalidArgumentError, InvalidTargetError
 from aimod.field import FieldNoise
 from aimod.modulation import Modulation
-from aimod.noise import KeyedNoise
+from aimod.noise import SeededNoise
 
 __all__ = ["calibrate_text", "measure_token_agreement"]
 
@@ -150,7 +150,7 @@ def calibrate_text(
         raise InvalidArgumentError("grid, keys, bootstrap", (grid, keys, bootstrap), "at least 2, 1 and 10")
     key_names = [f"aimod-calibration-key-{k}" for k in range(keys)]
     clean = generate_grid(
-        model, tokenizer, prompts, [Modulation()], noise=KeyedNoise("clean"), max_new_tokens=max_new_tokens,
+        model, tokenizer, prompts, [Modulation()], noise=SeededNoise(0), max_new_tokens=max_new_tokens,
         batch_size=batch_size,
     ).token_ids[0]  # fmt: skip
     texts, special = format_prompts(tokenizer, prompts)

@@ -32,7 +32,7 @@ from aimod.errors import InvalidArgumentError
 from aimod.eval.sweep import SweepPoint, SweepResult, estimate
 from aimod.field import FieldNoise
 from aimod.modulation import Modulation
-from aimod.noise import KeyedNoise
+from aimod.noise import SeededNoise
 
 __all__ = ["text_sweep", "token_agreement", "word_rate"]
 
@@ -122,7 +122,7 @@ def text_sweep(
         tokenizer,
         questions,
         [Modulation()],
-        noise=KeyedNoise("clean"),
+        noise=SeededNoise(0),
         max_new_tokens=tokens,
         batch_size=batch_size,
         reply_prefix=stems,
@@ -186,7 +186,7 @@ def text_sweep(
                 add_special_tokens=not special,
             )
             labels = torch.tensor([i.label for i in items])
-            clean_ll = scored.loglikelihoods(Modulation(), noise=KeyedNoise("clean"))
+            clean_ll = scored.loglikelihoods(Modulation(), noise=SeededNoise(0))
             clean_metrics["mc_accuracy"] = float((clean_ll.argmax(1) == labels).double().mean())
             for v, mod in enumerate(mods):
                 for seed in range(seeds):
