@@ -16,6 +16,7 @@ LAYERS = {
             "modulation",
             "_hash",
             "_checks",
+            "_schema",
             "noise",
             "chain",
             "field",

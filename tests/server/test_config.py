@@ -167,3 +167,30 @@ def test_tiers_too_close_for_nested_noise_and_text_fingerprints_are_refused() ->
         build(close, SECRET, loaded=fashion)
     with pytest.raises(ConfigError, match="keys images only"):
         build(config("smollm2-135m", {"premium": 0.0, "free": 3.0}, keying="fingerprint"), SECRET)
+
+
+def test_a_tiers_file_schema_error_names_both_fields_and_the_tiers_file_once(tmp_path: Path) -> None:
+    from aimod.calibrate import Calibration, Tier, save_tiers
+    from aimod.server import build
+
+    calibration = Calibration(
+        model="resnet-fashion",
+        weights_sha256="sha256:" + "0" * 64,
+        num_classes=10,
+        metric="m",
+        method="m",
+        inputs="i",
+        samples=10,
+        date="2026-01-01T00:00:00+00:00",
+        tiers=(Tier("premium", 1.0, 0.0, 1.0, 1.0, 1.0), Tier("v1.0", 0.5, 3.0, 0.5, 0.45, 0.55)),
+    )
+    tiers = save_tiers(calibration, tmp_path / "tiers.toml")
+    tiers.write_text(tiers.read_text().replace("sigma = 3.0", 'sigma = "3.0"'))
+    text = GOOD.replace("sigma = { premium = 0.0, free = 3 }", 'file = "tiers.toml"').replace('"free"', '"v1.0"')
+    config = load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError) as raised:
+        build(config, "s" * 32)
+    message = str(raised.value)
+    assert raised.value.field == "tiers.file"
+    assert "`tiers.v1.0.sigma` must be a valid number (got '3.0')" in message
+    assert message.count(str(tiers)) == 1

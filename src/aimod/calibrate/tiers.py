@@ -4,8 +4,10 @@ An owner asks for tiers by target, the expected agreement of the tier's decision
 (``premium=1.0 standard=0.9 basic=0.7 free=0.5``); calibration finds each tier's σ. The tiers file records,
 per tier, σ, the target, the predicted agreement and its 95 % interval, and for the whole file the model's
 identity (a SHA-256 of its weights), the calibration inputs and their number, the method and the date. The
-server (coming) reads it with :func:`load_tiers`, which checks every invariant (:func:`validate`) so that a
-damaged or edited file cannot hand a tenant a better tier than its key grants.
+server reads it with :func:`load_tiers`, which checks every invariant (:func:`validate`) so that a damaged or
+edited file cannot hand a tenant a better tier than its key grants. The file is checked the way ``server.toml``
+is: pydantic models with no unknown keys and no coercion (``sigma = "0.5"`` is refused), the same name and hash
+patterns (:mod:`aimod._schema`), and a :class:`~aimod.errors.ConfigError` naming the field (``tiers.free.sigma``).
 
 Example:
     >>> targets = parse_tiers(["premium=1.0", "standard=0.9", "free=0.5"])
@@ -23,7 +25,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aimod.errors import InvalidArgumentError, InvalidTargetError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+
+from aimod._schema import NAME, NAME_FORM, SHA256, SHA256_FORM, Strict, config_error
+from aimod.errors import ConfigError, InvalidArgumentError, InvalidTargetError
 
 __all__ = [
     "Calibration",
@@ -45,9 +49,23 @@ __all__ = [
 ]
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_HASH = re.compile(r"sha256:[0-9a-f]{64}")
-_TIER_KEYS = {"target", "sigma", "predicted", "low", "high", "sigma_low", "sigma_high"}
+_DOCS = "docs/calibration.md"
+
+
+class _TiersError(ConfigError, InvalidArgumentError):
+    """A tiers file (or :class:`Calibration`) that breaks the schema: a :class:`ConfigError` naming the field.
+
+    It is an :class:`InvalidArgumentError` too (``name`` is the field path, ``value`` the file), as the hand-written
+    checks it replaces raised, so callers catching either keep working.
+    """
+
+    def __init__(self, where: str, field: str, problem: str) -> None:
+        self.where = where
+        self.field = field
+        self.name = field
+        self.value = where
+        self.expected = problem
+        Exception.__init__(self, str(ConfigError(where, field, problem)))
 
 
 @dataclass(frozen=True)
@@ -139,8 +157,8 @@ def parse_tiers(items: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
             pairs.append((key.strip(), text.strip()))
     out: dict[str, float] = {}
     for name, value in pairs:
-        if not _NAME.fullmatch(name):
-            raise InvalidTargetError("tier name", name, "ASCII letters, digits, '-' and '_' (at most 64)")
+        if not NAME.fullmatch(name):
+            raise InvalidTargetError("tier name", name, NAME_FORM)
         if name.lower() in {n.lower() for n in out}:
             raise InvalidTargetError("tier", name, "each tier name once (ignoring case)")
         try:
@@ -216,68 +234,151 @@ def save_tiers(calibration: Calibration, path: str | Path) -> Path:
     return path
 
 
-def validate(calibration: Calibration) -> None:
-    """Checks a calibration's invariants; :func:`load_tiers` and :func:`save_tiers` both run it.
+class _TierTable(Strict):
+    """``[tiers.<name>]``."""
 
-    Tier names are ASCII (letters, digits, ``-``, ``_``) and distinct ignoring case; targets lie in
-    ``(1/K, 1]`` and are strictly monotone; ``target == 1`` exactly when ``sigma == 0``; sigmas run opposite to
-    the targets (a lower target never gets a smaller sigma); ``0 <= low <= predicted <= high <= 1``; every number
-    is finite; the model hash has the form ``sha256:<64 hex digits>``; counts are positive.
+    target: float = Field(allow_inf_nan=False)
+    sigma: float = Field(allow_inf_nan=False)
+    predicted: float = Field(allow_inf_nan=False)
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
+    sigma_low: float | None = Field(default=None, allow_inf_nan=False)
+    sigma_high: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("sigma")
+    @classmethod
+    def _zero_exactly_at_one(cls, sigma: float, info: ValidationInfo) -> float:
+        target = info.data.get("target")
+        if target is not None and (sigma < 0 or (target == 1.0) != (sigma == 0.0)):
+            raise ValueError(f"must be 0 for a target of 1 and > 0 below it; its target is {target}")
+        return sigma
+
+
+class _ModelTable(Strict):
+    """``[model]``."""
+
+    name: str
+    weights_sha256: str
+    num_classes: int = Field(ge=1)
+
+    @field_validator("weights_sha256")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if not SHA256.fullmatch(value):
+            raise ValueError(f"must be {SHA256_FORM} (aimod.calibrate.weights_hash of the model)")
+        return value
+
+
+class _CalibrationTable(Strict):
+    """``[calibration]``."""
+
+    metric: str
+    method: str
+    inputs: str
+    samples: int = Field(ge=1)
+    date: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class _TiersFile(Strict):
+    """The whole tiers file."""
+
+    model: _ModelTable
+    calibration: _CalibrationTable
+    tiers: dict[str, _TierTable] = Field(min_length=1)
+
+
+def _checked(document: Mapping[str, Any], where: str) -> Calibration:
+    """The calibration a tiers document describes, every invariant checked.
 
     Raises:
-        InvalidArgumentError: Naming the first field that breaks an invariant.
+        ConfigError: Naming ``where`` and the field path of the first problem (also an InvalidArgumentError).
     """
-    if not _HASH.fullmatch(calibration.weights_sha256):
-        raise InvalidArgumentError("model.weights_sha256", calibration.weights_sha256, "sha256:<64 hex digits>")
-    for label, count in (("model.num_classes", calibration.num_classes), ("calibration.samples", calibration.samples)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise InvalidArgumentError(label, count, "a positive integer")
-    if not calibration.tiers:
-        raise InvalidArgumentError("tiers", "no tier", "at least one tier")
+    try:
+        file = _TiersFile.model_validate(document)
+    except ValidationError as error:
+        raise config_error(where, error, _DOCS, _TiersError) from None
     seen: set[str] = set()
-    for t in calibration.tiers:
-        if not _NAME.fullmatch(t.name) or t.name.lower() in seen:
-            raise InvalidArgumentError(
-                "tier name", t.name, "ASCII letters, digits, '-' and '_' (at most 64), distinct ignoring case"
+    for name in file.tiers:
+        if not NAME.fullmatch(name) or name.lower() in seen:
+            raise _TiersError(
+                where, f"tiers.{name}", f"must be a tier name of {NAME_FORM}, distinct ignoring case (got {name!r})."
             )
-        seen.add(t.name.lower())
-        numbers: dict[str, object] = {
-            "target": t.target,
-            "sigma": t.sigma,
-            "predicted": t.predicted,
-            "low": t.low,
-            "high": t.high,
-        }
-        numbers.update({k: v for k, v in (("sigma_low", t.sigma_low), ("sigma_high", t.sigma_high)) if v is not None})
-        for key, number in numbers.items():
-            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(float(number)):
-                raise InvalidArgumentError(f"tiers.{t.name}.{key}", number, "a finite number")
-        if t.sigma < 0 or (t.target == 1.0) != (t.sigma == 0.0):
-            raise InvalidArgumentError(
-                f"tiers.{t.name}.sigma", t.sigma, "0 for a target of 1 and > 0 below it", f"Its target is {t.target}."
-            )
+        seen.add(name.lower())
+    tiers = tuple(Tier(name=name, **entry.model_dump()) for name, entry in file.tiers.items())
+    for t in tiers:
         if not 0.0 <= t.low <= t.predicted <= t.high <= 1.0:
-            raise InvalidArgumentError(
+            raise _TiersError(
+                where,
                 f"tiers.{t.name}",
-                f"low {t.low}, predicted {t.predicted}, high {t.high}",
-                "0 <= low <= predicted <= high <= 1",
+                "must have 0 <= low <= predicted <= high <= 1 "
+                f"(got low {t.low}, predicted {t.predicted}, high {t.high}).",
             )
-    check_targets({t.name: t.target for t in calibration.tiers}, calibration.num_classes)
-    by_target = sorted(calibration.tiers, key=lambda t: -t.target)
+    k = file.model.num_classes
+    for t in tiers:
+        try:
+            check_targets({t.name: t.target}, k)
+        except InvalidTargetError as error:
+            problem = f"must be {error.expected} (got {t.target!r})."
+            raise _TiersError(where, f"tiers.{t.name}.target", problem) from None
+    try:
+        check_targets({t.name: t.target for t in tiers}, k)
+    except InvalidTargetError as error:
+        raise _TiersError(where, "tiers", f"must be {error.expected} (got {error.value})") from None
+    by_target = sorted(tiers, key=lambda t: -t.target)
     for better, worse in itertools.pairwise(by_target):
         if worse.sigma <= better.sigma:
-            raise InvalidArgumentError(
+            raise _TiersError(
+                where,
                 f"tiers.{worse.name}.sigma",
-                worse.sigma,
-                f"greater than tier {better.name!r}'s sigma {better.sigma} (its target is lower)",
+                f"must be greater than tier {better.name!r}'s sigma {better.sigma} (its target is lower; "
+                f"got {worse.sigma!r}).",
             )
+    return Calibration(
+        model=file.model.name,
+        weights_sha256=file.model.weights_sha256,
+        num_classes=file.model.num_classes,
+        metric=file.calibration.metric,
+        method=file.calibration.method,
+        inputs=file.calibration.inputs,
+        samples=file.calibration.samples,
+        date=file.calibration.date,
+        tiers=tiers,
+        extra=dict(file.calibration.settings),
+    )
+
+
+def validate(calibration: Calibration, where: str = "Calibration") -> None:
+    """Checks a calibration's invariants, as a tiers file; :func:`load_tiers` and :func:`save_tiers` both run it.
+
+    Tier names match :data:`aimod._schema.NAME` (ASCII letters, digits, ``_``, ``-``, ``.``; the tier names of
+    ``server.toml``) and are distinct ignoring case; targets lie in ``(1/K, 1]`` and are strictly monotone;
+    ``target == 1`` exactly when ``sigma == 0``; sigmas run opposite to the targets (a lower target never gets a
+    smaller sigma); ``0 <= low <= predicted <= high <= 1``; every number is a finite number (never a string);
+    the model hash has the form ``sha256:<64 hex digits>``; counts are positive integers.
+
+    Args:
+        calibration: What to check.
+        where: Names the source in the message (:func:`load_tiers` passes the file).
+
+    Raises:
+        ConfigError: Naming the first field that breaks an invariant (``tiers.free.sigma``); it is an
+            :class:`InvalidArgumentError` too.
+    """
+    names = [t.name for t in calibration.tiers]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise _TiersError(where, f"tiers.{name}", f"must be a tier name used once (got {name!r} twice).")
+    _checked(calibration.to_dict(), where)
 
 
 def load_tiers(path: str | Path) -> Calibration:
-    """Reads a tiers file and checks it with :func:`validate`; unknown keys are refused too.
+    """Reads a tiers file and checks it (:func:`validate`); unknown keys and strings for numbers are refused too.
 
     Raises:
-        InvalidArgumentError: Naming the file and the missing or invalid field.
+        InvalidArgumentError: For a missing, unreadable or non-UTF-8 file, or invalid TOML.
+        ConfigError: Naming the file and the missing or invalid field (``tiers.free.sigma``); it is an
+            :class:`InvalidArgumentError` too.
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -290,59 +391,7 @@ def load_tiers(path: str | Path) -> Calibration:
         raise InvalidArgumentError("tiers file", str(path), "a readable file", str(error)) from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise InvalidArgumentError("tiers file", str(path), "valid UTF-8 TOML", str(error)) from None
-    kinds = {dict: "a table", str: "a string", int: "an integer", (int, float): "a number"}
-
-    def need(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-        field = f"{where}.{key}" if where else key
-        if key not in table:
-            raise InvalidArgumentError(f"{field} in {path}", "nothing", kinds[kind], "Re-run aimod calibrate.")
-        value = table[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise InvalidArgumentError(f"{field} in {path}", value, kinds[kind])
-        return value
-
-    def only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            raise InvalidArgumentError(f"{where} in {path}", unknown, f"only the keys {sorted(allowed)}")
-
-    only(document, {"model", "calibration", "tiers"}, "the top level")
-    model = need(document, "model", dict, "")
-    calibration = need(document, "calibration", dict, "")
-    tiers_table = need(document, "tiers", dict, "")
-    only(model, {"name", "weights_sha256", "num_classes"}, "model")
-    only(calibration, {"metric", "method", "inputs", "samples", "date", "settings"}, "calibration")
-    settings = calibration.get("settings", {})
-    if not isinstance(settings, dict):
-        raise InvalidArgumentError(f"calibration.settings in {path}", settings, "a table")
-    tiers = []
-    for name, entry in tiers_table.items():
-        where = f"tiers.{name}"
-        if not isinstance(entry, dict):
-            raise InvalidArgumentError(f"{where} in {path}", entry, "a table")
-        only(entry, _TIER_KEYS, where)
-        values = {
-            k: float(need(entry, k, (int, float), where)) for k in ("target", "sigma", "predicted", "low", "high")
-        }
-        bounds = {k: float(need(entry, k, (int, float), where)) for k in ("sigma_low", "sigma_high") if k in entry}
-        tiers.append(Tier(name=name, **values, **bounds))
-    result = Calibration(
-        model=need(model, "name", str, "model"),
-        weights_sha256=need(model, "weights_sha256", str, "model"),
-        num_classes=need(model, "num_classes", int, "model"),
-        metric=need(calibration, "metric", str, "calibration"),
-        method=need(calibration, "method", str, "calibration"),
-        inputs=need(calibration, "inputs", str, "calibration"),
-        samples=need(calibration, "samples", int, "calibration"),
-        date=need(calibration, "date", str, "calibration"),
-        tiers=tuple(tiers),
-        extra=dict(settings),
-    )
-    try:
-        validate(result)
-    except InvalidArgumentError as error:
-        raise InvalidArgumentError(f"{error.name} in {path}", error.value, error.expected) from None
-    return result
+    return _checked(document, str(path))
 
 
 def check_model(calibration: Calibration, name: str, weights_sha256: str, num_classes: int) -> None:

@@ -38,14 +38,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import secrets
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from aimod._schema import NAME, SHA256, SHA256_FORM, Strict, config_error
 from aimod.errors import ConfigError, InvalidArgumentError
 
 if sys.version_info >= (3, 11):
@@ -72,9 +72,6 @@ __all__ = [
 DEV_SECRET = "aimod-development-secret-never-use-in-production"
 """The noise secret of ``aimod serve --dev``: public, so its noise can be predicted by anyone."""
 
-_HASH = re.compile(r"sha256:[0-9a-f]{64}")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
 
 def hash_key(api_key: str) -> str:
     """What the configuration stores for an API key: ``"sha256:" + hex digest``.
@@ -93,11 +90,7 @@ def new_key() -> str:
     return "aimod-" + secrets.token_hex(32)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """``[model]``: what the server runs."""
 
     name: str = Field(min_length=1)
@@ -105,7 +98,7 @@ class ModelConfig(_Strict):
     ``smollm2-135m``) or ``hf:<id or path>``."""
 
 
-class EngineConfig(_Strict):
+class EngineConfig(Strict):
     """``[engine]``: what runs the model behind the routes (:mod:`aimod.server.engines`)."""
 
     kind: str | None = None
@@ -123,7 +116,7 @@ class EngineConfig(_Strict):
         return kind
 
 
-class TiersConfig(_Strict):
+class TiersConfig(Strict):
     """``[tiers]``: a calibrated tiers file, or σ per tier given directly (exactly one of the two)."""
 
     file: str | None = None
@@ -134,7 +127,7 @@ class TiersConfig(_Strict):
         if (self.file is None) == (self.sigma is None):
             raise ValueError("give exactly one of `file` (a tiers file from aimod calibrate) or `sigma` (a table)")
         for name, sigma in (self.sigma or {}).items():
-            if not _NAME.fullmatch(name):
+            if not NAME.fullmatch(name):
                 raise ValueError(f"tier name {name!r} must be letters, digits, '_', '-' or '.'")
             if not math.isfinite(sigma) or sigma < 0:
                 raise ValueError(f"sigma of tier {name!r} must be a finite number >= 0, got {sigma!r}")
@@ -143,7 +136,7 @@ class TiersConfig(_Strict):
         return self
 
 
-class SecretConfig(_Strict):
+class SecretConfig(Strict):
     """``[secret]``: where the noise secret comes from (an environment variable, or a file)."""
 
     env: str | None = None
@@ -156,7 +149,7 @@ class SecretConfig(_Strict):
         return self
 
 
-class FocusConfig(_Strict):
+class FocusConfig(Strict):
     """``[focus]``: the focus requests may ask for."""
 
     allowed: list[str] = Field(default_factory=list)
@@ -172,7 +165,7 @@ class FocusConfig(_Strict):
         return value
 
 
-class TenantConfig(_Strict):
+class TenantConfig(Strict):
     """One ``[[tenants]]`` entry."""
 
     name: str
@@ -183,22 +176,21 @@ class TenantConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
+        if not NAME.fullmatch(value):
             raise ValueError(f"must be letters, digits, '_', '-' or '.' (at most 64), got {value!r}")
         return value
 
     @field_validator("key_sha256")
     @classmethod
     def _hash(cls, value: str) -> str:
-        if not _HASH.fullmatch(value):
+        if not SHA256.fullmatch(value):
             raise ValueError(
-                "must be 'sha256:' and 64 lowercase hex digits (the hash of the key, never the key itself); "
-                "`aimod new-key` prints one"
+                f"must be {SHA256_FORM} (the hash of the key, never the key itself); `aimod new-key` prints one"
             )
         return value
 
 
-class ServerSettings(_Strict):
+class ServerSettings(Strict):
     """``[server]``: network, batching and limits (all optional)."""
 
     host: str = "127.0.0.1"
@@ -237,7 +229,7 @@ class ServerSettings(_Strict):
     graceful_timeout_s: float = Field(default=30.0, ge=0)
 
 
-class ServerConfig(_Strict):
+class ServerConfig(Strict):
     """The whole ``server.toml``."""
 
     model: ModelConfig
@@ -304,33 +296,10 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> ServerConfig
     try:
         config = ServerConfig.model_validate({**data, "path": path})
     except ValidationError as error:
-        first = error.errors()[0]
-        field = _dotted(first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "an unknown field (remove it, or check its spelling against docs/server.md)"
-        elif first["type"] == "missing":
-            message = "required"
-        hidden = first["type"] in ("missing", "extra_forbidden") or "key" in field
-        shown = "" if hidden else f" (got {_shown(first.get('input'))})"  # a key pasted by mistake stays hidden
-        raise ConfigError(where, field, f"{message}{shown}.") from None
+        raise config_error(where, error, "docs/server.md") from None
     if config.tiers.sigma is not None:
         check_tenant_tiers(config.tenants, list(config.tiers.sigma), where)
     return config
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def read_secret(config: ServerConfig, *, dev: bool = False) -> str:

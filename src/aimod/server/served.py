@@ -153,8 +153,9 @@ def _read_tiers(
         try:
             calibration = load_tiers(path)
             check_model(calibration, config.model.name, weights_hash, num_classes)
-        except AimodError as error:
-            raise ConfigError(where, "tiers.file", f"{path}: {error}") from None
+        except AimodError as error:  # a schema error names the file already
+            detail = str(error) if isinstance(error, ConfigError) else f"{path}: {error}"
+            raise ConfigError(where, "tiers.file", detail) from None
         calibrated_under = calibration.extra.get("noise")
         if calibrated_under is not None and calibrated_under != getattr(noise, "noise_id", None):
             raise ConfigError(
