@@ -30,7 +30,7 @@ def _sections(text: str | None) -> list[str]:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Smaller samples and fewer seeds: under a minute on 2 cores.")
+@click.option("--quick", is_flag=True, help="Smaller samples and fewer seeds: about a minute on 2 cores.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

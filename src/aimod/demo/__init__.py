@@ -59,7 +59,7 @@ def run_demo(
 
     Args:
         folder: The report folder (created; the files an earlier report there listed are removed first).
-        quick: The :data:`QUICK` budget (under a minute on 2 cores) instead of :data:`FULL`.
+        quick: The :data:`QUICK` budget (about a minute on 2 cores) instead of :data:`FULL`.
         sections: A subset of :data:`SECTIONS`, run in the canonical order.
         step: Called with a description as each step starts (:func:`total_steps` of them).
 

@@ -22,7 +22,7 @@ TARGETS = {"standard": 0.9, "basic": 0.7, "free": 0.5}
 
 @dataclass(frozen=True)
 class Budget:
-    """Sizes of one run: ``FULL`` (about 3 minutes on 2 cores) or ``QUICK`` (under a minute)."""
+    """Sizes of one run: ``FULL`` (about 3.5 minutes on 2 cores) or ``QUICK`` (about a minute)."""
 
     photo_crops: int
     """Random crops of the bundled photos for efficientnet-lite0's calibration, and as many held out."""
