@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 from aimod.errors import ShuttingDownError
 
-__all__ = ["Batcher", "BatchStats"]
+__all__ = ["BatchStats", "Batched", "Batcher"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -136,3 +136,24 @@ class Batcher(Generic[T, R]):
         s.largest = max(s.largest, size)
         s.busy_s += seconds
         s.sizes[size] = s.sizes.get(size, 0) + 1
+
+
+class Batched(Generic[T, R]):
+    """The batcher an engine owns: built by :meth:`_batch_with`, started on the running loop, stopped at shutdown."""
+
+    _batcher: Batcher[T, R]
+    stats: BatchStats
+
+    def _batch_with(
+        self, fn: Callable[[Sequence[T]], Sequence[R | BaseException]], *, max_batch: int, wait_ms: float
+    ) -> None:
+        self._batcher = Batcher(fn, max_batch=max_batch, wait_s=wait_ms / 1000)
+        self.stats = self._batcher.stats
+
+    def start(self) -> None:
+        """Starts the batcher on the running event loop."""
+        self._batcher.start()
+
+    async def stop(self) -> None:
+        """Finishes every queued row, then stops the batcher."""
+        await self._batcher.stop()

@@ -11,18 +11,18 @@ from typing import Any
 
 from aimod.catalog import VisionModel
 from aimod.noise import NoiseSource
-from aimod.server.batching import Batcher
+from aimod.server.batching import Batched
 from aimod.server.config import ServerSettings
 from aimod.server.vision import VisionRow, VisionService
 
 __all__ = ["BatchedVisionEngine"]
 
 
-class BatchedVisionEngine(VisionService):
+class BatchedVisionEngine(VisionService, Batched[VisionRow, dict[str, Any]]):
     """A vision model behind a batcher.
 
     Args:
-        loaded: The model (:func:`aimod.models.load`).
+        loaded: The model (:func:`aimod.load`).
         noise: The server's noise source.
         settings: ``[server]``: keying, batch size and image limits.
     """
@@ -30,18 +30,7 @@ class BatchedVisionEngine(VisionService):
     def __init__(self, loaded: VisionModel, noise: NoiseSource, settings: ServerSettings) -> None:
         super().__init__(loaded, noise, settings)
         self.id2label: Mapping[int, str] = loaded.id2label
-        self._batcher: Batcher[VisionRow, dict[str, Any]] = Batcher(
-            self.run, max_batch=settings.max_batch, wait_s=settings.batch_wait_ms / 1000
-        )
-        self.stats = self._batcher.stats
-
-    def start(self) -> None:
-        """Starts the batcher on the running event loop."""
-        self._batcher.start()
-
-    async def stop(self) -> None:
-        """Finishes every queued row, then stops the batcher."""
-        await self._batcher.stop()
+        self._batch_with(self.run, max_batch=settings.max_batch, wait_ms=settings.batch_wait_ms)
 
     async def answer(self, row: VisionRow) -> dict[str, Any]:
         """The row's answer, computed in a fixed-shape batch with whatever else is waiting."""

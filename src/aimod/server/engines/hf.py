@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from aimod.noise import NoiseSource
-from aimod.server.batching import Batcher
+from aimod.server.batching import Batched
 from aimod.server.config import ServerSettings
 from aimod.server.text import TextRow, TextService
 
 __all__ = ["HFTextEngine"]
 
 
-class HFTextEngine(TextService):
+class HFTextEngine(TextService, Batched[TextRow, dict[str, Any]]):
     """A transformers causal LM behind a batcher.
 
     Args:
@@ -28,18 +28,7 @@ class HFTextEngine(TextService):
 
     def __init__(self, model: Any, tokenizer: Any, noise: NoiseSource, settings: ServerSettings) -> None:
         super().__init__(model, tokenizer, noise)
-        self._batcher: Batcher[TextRow, dict[str, Any]] = Batcher(
-            self.run, max_batch=settings.max_batch, wait_s=settings.batch_wait_ms / 1000
-        )
-        self.stats = self._batcher.stats
-
-    def start(self) -> None:
-        """Starts the batcher on the running event loop."""
-        self._batcher.start()
-
-    async def stop(self) -> None:
-        """Finishes every queued row, then stops the batcher."""
-        await self._batcher.stop()
+        self._batch_with(self.run, max_batch=settings.max_batch, wait_ms=settings.batch_wait_ms)
 
     async def complete(self, row: TextRow) -> dict[str, Any]:
         """The row's completion, computed in a batch with whatever else is waiting."""
