@@ -46,10 +46,12 @@ def running(app: Any) -> Iterator[str]:
     """Serves ``app`` on 127.0.0.1 (a free port) until the block ends; yields the base URL."""
     import uvicorn
 
+    from aimod.server.listen import uvicorn_config
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, app.state.served.config.server))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -96,3 +98,50 @@ def png(array: np.ndarray) -> bytes:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+class FakeTextEngine:
+    """A text engine without a model: one token per character, the prompt echoed back (the engine seam)."""
+
+    def __init__(self) -> None:
+        from aimod.server.batching import BatchStats
+
+        self.stats = BatchStats()
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        return [ord(c) for m in messages for c in m["content"]]
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return [ord(c) for c in prompt]
+
+    def check_length(self, ids: list[int], max_tokens: int, param: str) -> None: ...
+
+    def token_modulation(self, modulation: object) -> object:
+        return modulation
+
+    async def complete(self, row: Any) -> dict[str, Any]:
+        return {
+            "text": "".join(map(chr, row.ids)),
+            "prompt_tokens": len(row.ids),
+            "completion_tokens": 1,
+            "finish_reason": "length",
+        }
+
+
+def fake_text_app(**server: Any) -> Any:
+    """The text routes over :class:`FakeTextEngine` (tenants as :func:`config`, tiers premium 0 and free 3)."""
+    from aimod.server import create_app
+    from aimod.server.config import FocusConfig
+    from aimod.server.policy import FocusPolicy
+    from aimod.server.served import Served
+    from aimod.server.tenants import Tenants
+
+    cfg = config("fake-lm", {"premium": 0.0, "free": 3.0}, **server)
+    tiers = {"premium": 0.0, "free": 3.0}
+    policy = FocusPolicy(FocusConfig(), id2label=None)
+    served = Served(cfg, "fake-lm", "text", tiers, None, Tenants(cfg.tenants, tiers), policy, text=FakeTextEngine())
+    return create_app(served)

@@ -32,6 +32,7 @@ def serve_command(config_path: Path, host: str | None, port: int | None, dev: bo
         import uvicorn
 
         from aimod.server import build, create_app, load_config
+        from aimod.server.listen import uvicorn_config
         from aimod.server.logs import configure
         from aimod.server.served import configured_noise
     except ImportError as error:
@@ -41,15 +42,7 @@ def serve_command(config_path: Path, host: str | None, port: int | None, dev: bo
     configure()
     noise = configured_noise(config, dev=dev)  # before the model loads: a missing secret fails fast
     served = build(config, noise)
-    settings = config.server
-    uvicorn.run(
-        create_app(served),
-        host=host or settings.host,
-        port=settings.port if port is None else port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
-    )
+    uvicorn.Server(uvicorn_config(create_app(served), config.server, host=host, port=port)).run()
 
 
 @click.command("new-key")

@@ -221,12 +221,26 @@ class ServerSettings(Strict):
     max_batch: int = Field(default=32, ge=1, le=1024)
     """Rows per forward pass (vision) or per ``generate`` call (language)."""
     max_body_bytes: int = Field(default=16_000_000, ge=1024)
+    """The largest body of a vision request (JSON with a base64 image, or multipart), counted as it arrives."""
+    max_text_body_bytes: int = Field(default=2_000_000, ge=1024)
+    """The largest body of a completions request, counted as it arrives."""
+    max_prompt_chars: int = Field(default=100_000, ge=1)
+    """The most characters of a prompt (all chat messages together), checked before anything is tokenised."""
     max_image_bytes: int = Field(default=8_000_000, ge=1024)
     max_image_pixels: int = Field(default=4_194_304, ge=64)
     max_new_tokens: int = Field(default=256, ge=1, le=32768)
     default_max_tokens: int = Field(default=64, ge=1, le=32768)
     max_top_k: int = Field(default=20, ge=1)
     graceful_timeout_s: float = Field(default=30.0, ge=0)
+    max_connections: int = Field(default=1000, ge=1)
+    """Open connections at most; one more is answered 503 and closed at once."""
+    keep_alive_s: float = Field(default=5.0, gt=0, le=3600)
+    """An idle keep-alive connection is closed after this long."""
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    """A connection must send a whole request line and headers within this long (from its opening, or from the
+    end of its previous response), however slowly it trickles them."""
+    body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    """A request's whole body must arrive within this long of its headers."""
 
 
 class ServerConfig(Strict):
