@@ -20,7 +20,7 @@ from aimod.server.engines import TEXT_ENGINES, VISION_ENGINES
 from aimod.server.engines.batched_vision import BatchedVisionEngine
 from aimod.server.errors import STATUS, status_of
 from aimod.server.tenants import Tenant
-from tests.server._serve import SECRET, auth, b64, config, png
+from tests.server._serve import SECRET, auth, b64, config, fake_text_app, png
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DOMAIN = ["policy", "tenants", "batching", "vision", "text", "schemas", "config", "served", "engines", "engines.hf"]
@@ -171,56 +171,15 @@ def test_the_key_is_refused_before_the_body_as_before(fashion: object) -> None:
         assert wrong_kind.json()["error"]["code"] == "wrong_model_kind"
 
 
-class FakeTextEngine:
-    """A text engine without a model: one token per character, the prompt echoed back (the engine seam)."""
-
-    def __init__(self) -> None:
-        from aimod.server.batching import BatchStats
-
-        self.stats = BatchStats()
-
-    def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        return [ord(c) for m in messages for c in m["content"]]
-
-    def prompt_ids(self, prompt: str) -> list[int]:
-        return [ord(c) for c in prompt]
-
-    def check_length(self, ids: list[int], max_tokens: int, param: str) -> None: ...
-
-    def token_modulation(self, modulation: object) -> object:
-        return modulation
-
-    async def complete(self, row: Any) -> dict[str, Any]:
-        return {
-            "text": "".join(map(chr, row.ids)),
-            "prompt_tokens": len(row.ids),
-            "completion_tokens": 1,
-            "finish_reason": "length",
-        }
-
-
 @pytest.fixture(scope="module")
 def text_app() -> Any:
-    from aimod.server.config import FocusConfig
-    from aimod.server.policy import FocusPolicy
-    from aimod.server.served import Served
-    from aimod.server.tenants import Tenants
-
-    cfg = config("fake-lm", {"premium": 0.0, "free": 3.0}, max_body_bytes=1024)
-    tiers = {"premium": 0.0, "free": 3.0}
-    policy = FocusPolicy(FocusConfig(), id2label=None)
-    served = Served(cfg, "fake-lm", "text", tiers, None, Tenants(cfg.tenants, tiers), policy, text=FakeTextEngine())
-    return create_app(served)
+    return fake_text_app(max_text_body_bytes=1024)
 
 
 REFUSED = [
     # (what, body bytes, content type, status, code)
     ("not json", b"prompt=hi", "text/plain", 415, "content_type"),
-    ("over max_body_bytes", b'{"prompt": "' + b"x" * 2048 + b'"}', "application/json", 413, "body_too_large"),
+    ("over max_text_body_bytes", b'{"prompt": "' + b"x" * 2048 + b'"}', "application/json", 413, "body_too_large"),
     ("malformed json", b'{"prompt": ', "application/json", 400, "invalid_json"),
     ("not an object", b"[1]", "application/json", 400, "invalid_json"),
     (

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
@@ -22,6 +23,7 @@ from aimod import __version__
 from aimod.server.errors import install_handlers
 from aimod.server.logs import event
 from aimod.server.routes import openai, service, vision
+from aimod.server.schemas import ErrorResponse
 from aimod.server.served import Served
 from aimod.server.tenants import Tenant
 
@@ -44,19 +46,61 @@ def create_app(served: Served) -> FastAPI:
         await served.engine.stop()
         event("stopped", batches=served.engine.stats.batches, rows=served.engine.stats.rows)
 
-    app = FastAPI(
+    app = _App(
         title="aimod server",
         version=__version__,
         description="One model, many tenants: owner-set utility tiers, user-chosen focus, keyed noise.",
         lifespan=lifespan,
     )
+    app.model_name = served.name
     app.state.served = served
     app.state.started = time.time()
     install_handlers(app)
     app.middleware("http")(_log_request)
-    for router in (service.router, openai.router, vision.router):
-        app.include_router(router)
+    app.include_router(service.router)
+    for router in (openai.router, vision.router):
+        app.include_router(router, responses=ERROR_RESPONSES)
     return app
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "Invalid request: a malformed body, an unknown or mistyped field, a prompt too long.",
+        401: "No API key, or an unknown one.",
+        403: "A revoked key, a field that would choose the noise (`sigma`, `tier`, ...), or focus the policy refuses.",
+        404: "Another model's name, or the wrong kind of endpoint for this model.",
+        413: "A body or an image over the server's limits.",
+        415: "A body that is not JSON (or, for images, multipart).",
+        503: "The server is shutting down, or has too many open connections.",
+    }.items()
+}
+"""The error answers every ``/v1`` route documents (the body is :class:`~aimod.server.schemas.ErrorResponse`)."""
+
+
+class _App(FastAPI):
+    """FastAPI, whose OpenAPI document names the one model this server answers to."""
+
+    model_name: str = ""
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, with every request schema's ``model`` an enum of :attr:`model_name`."""
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        schema = super().openapi()  # FastAPI caches this very dict; it is named in place
+        stack: list[Any] = [schema]
+        while stack:  # the components' request schemas and the vision routes' inline bodies
+            node = stack.pop()
+            if isinstance(node, dict):
+                properties = node.get("properties")
+                if isinstance(properties, dict) and isinstance(properties.get("model"), dict):
+                    named = {"type": "string", "enum": [self.model_name], "title": "Model"}
+                    optional = "model" not in node.get("required", [])
+                    properties["model"] = {"anyOf": [named, {"type": "null"}]} if optional else named
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        return schema
 
 
 async def _log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -8,15 +8,17 @@ noise fields in the query (403), the kind of model (404), then the body (415, 41
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from aimod.errors import InvalidRequestError, NotFoundError, RequestError, TooLargeError, UnsupportedMediaTypeError
 from aimod.server.engines import TextEngine, VisionEngine
-from aimod.server.schemas import refuse_noise_fields
+from aimod.server.schemas import refuse_noise_fields, refuse_unencodable
 from aimod.server.served import Served
 from aimod.server.tenants import Tenant
 
@@ -27,6 +29,8 @@ __all__ = [
     "check_model",
     "current_served",
     "content_type",
+    "limited_stream",
+    "parse_json_object",
     "read_json_object",
     "read_limited",
     "tenant",
@@ -44,15 +48,36 @@ def current_served(request: Request) -> Served:
 ServedDep = Annotated[Served, Depends(current_served)]
 
 
-def authenticated_tenant(request: Request, served: ServedDep) -> Tenant:
-    """The tenant of the ``Authorization: Bearer <key>`` header (401 or 403 otherwise); tests override this."""
+_bearer = HTTPBearer(auto_error=False, description="An API key from the model owner (`aimod new-key`).")
+
+
+def authenticated_tenant(
+    request: Request,
+    served: ServedDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Tenant:
+    """The tenant of the ``Authorization: Bearer <key>`` header (401 or 403 otherwise); tests override this.
+
+    The ``HTTPBearer`` dependency only declares the scheme in the OpenAPI document; the header is checked here.
+    """
     return served.tenants.authenticate(request.headers.get("authorization"))
 
 
 def tenant(request: Request, caller: Annotated[Tenant, Depends(authenticated_tenant)]) -> Tenant:
-    """The caller, recorded for the request log; ``?sigma=0`` and the like are refused, never silently ignored."""
+    """The caller, recorded for the request log; a query string is refused, never silently ignored.
+
+    ``?sigma=0`` (any case) gets the noise fields' 403; any other parameter a 400, as no route takes one.
+    """
     request.state.tenant = caller
-    refuse_noise_fields(dict(request.query_params))
+    query = dict(request.query_params)
+    refuse_noise_fields(query)
+    if query:
+        name = sorted(query)[0]
+        raise InvalidRequestError(
+            f"`{name}` is not a query parameter of this route; send the request's fields in its body.",
+            param=name,
+            code="invalid_field",
+        )
     return caller
 
 
@@ -94,19 +119,26 @@ def check_model(served: Served, name: str | None) -> None:
         )
 
 
-async def read_limited(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refusing more than ``max_bytes`` (413) without reading it all into memory first."""
+async def limited_stream(request: Request, max_bytes: int) -> AsyncGenerator[bytes, None]:
+    """The body's chunks as they arrive, refusing (413) as soon as more than ``max_bytes`` came.
+
+    A declared ``Content-Length`` over the limit is refused before anything is read; a chunked body is
+    counted as it arrives, so nothing past the limit is ever read.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise TooLargeError(f"The body has {declared} bytes; at most {max_bytes}.", code="body_too_large")
-    chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
             raise TooLargeError(f"The body exceeds {max_bytes} bytes.", code="body_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
+
+
+async def read_limited(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refusing more than ``max_bytes`` (413) without reading past the limit."""
+    return b"".join([chunk async for chunk in limited_stream(request, max_bytes)])
 
 
 def content_type(request: Request, default: str = "application/json") -> str:
@@ -115,27 +147,53 @@ def content_type(request: Request, default: str = "application/json") -> str:
 
 
 async def read_json_object(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
-    """A JSON object's bytes and value, or the refusal: 415 for another content type, 413 over ``max_bytes``, 400."""
+    """A JSON object's bytes and value, or the refusal: 415 for another content type, 413 over ``max_bytes``, 400.
+
+    The body is counted as it arrives (a chunked body without Content-Length too); it is parsed and checked
+    in a worker thread (:func:`parse_json_object`), so a large body never holds up the event loop.
+    """
     kind = content_type(request)
     if kind != "application/json":
         raise UnsupportedMediaTypeError(
             f"Send a JSON body (Content-Type: application/json), got {kind!r}.", code="content_type"
         )
     body = await read_limited(request, max_bytes)
+    return body, await run_in_threadpool(parse_json_object, body)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The JSON object of a body, checked: no noise field anywhere (403), only Unicode text, no NaN (400).
+
+    Raises:
+        TierLimitError: For a field that would choose the noise.
+        InvalidRequestError: For malformed JSON, a value that is not an object, ``NaN`` or ``Infinity``, or a
+            lone surrogate in a string.
+
+    Example:
+        >>> parse_json_object(b'{"prompt": "Hi", "max_tokens": 4}')
+        {'prompt': 'Hi', 'max_tokens': 4}
+    """
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, huge numbers, deep nesting
         raise InvalidRequestError(f"Malformed JSON: {str(error)[:200]}.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidRequestError(f"The body must be a JSON object, got {type(data).__name__}.", code="invalid_json")
-    return body, data
+    refuse_noise_fields(data)
+    refuse_unencodable(data)
+    return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; send a finite number")
 
 
 class JsonBodyRoute(APIRoute):
-    """A route whose JSON body is read here, within ``[server] max_body_bytes``, before FastAPI parses it.
+    """A route whose JSON body is read here, within ``[server] max_text_body_bytes``, before FastAPI sees it.
 
     FastAPI reads a typed body before it runs any dependency; reading it here first keeps an oversized body
-    out of memory, and leaves the refusal to :func:`body_limit`, so that it comes after the key's.
+    out of memory and parses it off the event loop (FastAPI then takes the parsed value), and leaves the
+    refusal to :func:`body_limit`, so that it comes after the key's.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -147,8 +205,8 @@ class JsonBodyRoute(APIRoute):
         async def read_then_handle(request: Request) -> Response:
             request.state.body_error = None
             try:
-                max_bytes = current_served(request).config.server.max_body_bytes
-                request._body, _ = await read_json_object(request, max_bytes)
+                max_bytes = current_served(request).config.server.max_text_body_bytes
+                request._body, request._json = await read_json_object(request, max_bytes)
             except RequestError as error:
                 request._body = b""  # FastAPI then sees no body; body_limit raises the refusal
                 request.state.body_error = error

@@ -10,12 +10,15 @@ validation and 404/405 errors into the same JSON, so the ``openai`` client raise
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from aimod.errors import (
     AuthenticationError,
@@ -29,7 +32,10 @@ from aimod.errors import (
 )
 from aimod.server.schemas import invalid_field
 
-__all__ = ["STATUS", "error_body", "install_handlers", "status_of"]
+__all__ = ["CLIENT_GONE", "STATUS", "error_body", "install_handlers", "status_of"]
+
+CLIENT_GONE = 499
+"""The status logged for a request whose client hung up before its answer (nginx's convention; never sent)."""
 
 STATUS: dict[type[RequestError], int] = {
     InvalidRequestError: 400,
@@ -69,9 +75,16 @@ def request_error_body(error: RequestError) -> dict[str, Any]:
     return error_body(status_of(error), error.message, error.param, error.code)
 
 
-def _respond(request: Request, status: int, message: str, param: str | None, code: str | None) -> JSONResponse:
+def _respond(
+    request: Request,
+    status: int,
+    message: str,
+    param: str | None,
+    code: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     request.state.error = code or _TYPES.get(status, "error")
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return JSONResponse(error_body(status, message, param, code), status, headers)
 
 
@@ -89,8 +102,19 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    message = {404: f"No route {request.url.path}; see /docs.", 405: f"{request.method} is not allowed here."}
-    return _respond(request, error.status_code, message.get(error.status_code, str(error.detail)), None, None)
+    allowed = (error.headers or {}).get("Allow")
+    message = {
+        404: f"No route {request.url.path}; see /docs.",
+        405: f"{request.method} is not allowed here" + (f"; use {allowed}." if allowed else "."),
+    }
+    text = message.get(error.status_code, str(error.detail))
+    return _respond(request, error.status_code, text, None, None, error.headers)
+
+
+async def _client_gone(request: Request, error: Exception) -> Response:
+    """A client that hung up mid-request is ordinary traffic: one ``request`` line (status 499), no error."""
+    request.state.error = "client_gone"
+    return Response(status_code=CLIENT_GONE)
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -104,6 +128,7 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 def install_handlers(app: FastAPI) -> None:
     """Routes every refusal to the JSON error shape."""
     app.add_exception_handler(RequestError, _request_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -17,10 +17,13 @@ from aimod.modulation import Modulation, resolve_class
 from aimod.server.config import FocusConfig
 from aimod.server.tenants import Tenant
 
-__all__ = ["MAX_FOCUS_ENTRIES", "FocusPolicy"]
+__all__ = ["MAX_FOCUS_CHARS", "MAX_FOCUS_ENTRIES", "FocusPolicy"]
 
 MAX_FOCUS_ENTRIES = 64
 """The most classes or words one request may focus."""
+
+MAX_FOCUS_CHARS = 128
+"""The longest class name or word one request may focus."""
 
 
 class FocusPolicy:
@@ -73,6 +76,10 @@ class FocusPolicy:
             raise InvalidRequestError(f"focus names {len(focus)} entries; at most {MAX_FOCUS_ENTRIES}.", param="focus")
         resolved: dict[int | str, float] = {}
         for key, strength in focus.items():
+            if isinstance(key, str) and len(key) > MAX_FOCUS_CHARS:
+                raise InvalidRequestError(
+                    f"focus names a word of {len(key)} characters; at most {MAX_FOCUS_CHARS}.", param="focus"
+                )
             if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
                 raise InvalidRequestError(f"focus[{key!r}] must be a finite number, got {strength!r}.", param="focus")
             if abs(strength) > self.max_sigma:

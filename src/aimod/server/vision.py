@@ -35,7 +35,7 @@ from aimod.noise import NoiseSource
 from aimod.redistribute import modulate_logits
 from aimod.server.config import ServerSettings
 
-__all__ = ["VisionRow", "VisionService", "decode_base64"]
+__all__ = ["VisionRow", "VisionService", "decode_base64", "eight_bit"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,43 @@ def decode_base64(text: str, param: str = "image") -> bytes:
         raise InvalidRequestError(
             f"`{param}` is not valid base64 (standard alphabet, with padding).", param=param, code="bad_base64"
         ) from None
+
+
+_HIGH_DEPTH = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 65535.0}
+"""Pillow modes with more than 8 bits per pixel, and the value that stands for white."""
+
+
+def eight_bit(image: Any, param: str = "image") -> Any:
+    """The image with at most 8 bits per channel: high-depth grey (16-bit PNG or TIFF) scaled, never clipped.
+
+    16-bit grey (``I;16`` and, for values in 0..65535, ``I``) is scaled by 255 / 65535 and rounded; 32-bit
+    float grey (``F``) is taken as 0..1 when all values are, else as 0..65535. Other modes are returned as
+    they are (Pillow's own conversions of them are exact).
+
+    Raises:
+        InvalidRequestError: For 32-bit images whose values fit neither range (negative, or over 65535).
+
+    Example:
+        >>> from PIL import Image
+        >>> grey16 = Image.fromarray(np.array([[0, 257, 32896, 65535]], dtype=np.uint16))
+        >>> np.asarray(eight_bit(grey16)).tolist()
+        [[0, 1, 128, 255]]
+    """
+    from PIL import Image
+
+    white = _HIGH_DEPTH.get(image.mode)
+    if white is None:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F" and values.size and float(values.min()) >= 0 and float(values.max()) <= 1:
+        white = 1.0
+    if values.size and (not np.isfinite(values).all() or values.min() < 0 or values.max() > white):
+        raise InvalidRequestError(
+            f"`{param}` is a {image.mode!r} image with values outside 0..{white:g}; send 8- or 16-bit pixels.",
+            param=param,
+            code="bad_image",
+        )
+    return Image.fromarray(np.rint(values * (255.0 / white)).astype(np.uint8))
 
 
 class VisionService:
@@ -112,10 +149,17 @@ class VisionService:
                         param=param,
                         code="image_too_large",
                     )
-                image = opened.convert("L" if self.channels == 1 else "RGB")
+                image = eight_bit(opened, param).convert("L" if self.channels == 1 else "RGB")
         except RequestError:
             raise
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise TooLargeError(
+                f"`{param}` declares more pixels than Pillow will decode; at most {self.settings.max_image_pixels} "
+                "pixels.",
+                param=param,
+                code="image_too_large",
+            ) from None
+        except (OSError, ValueError, SyntaxError):
             raise InvalidRequestError(
                 f"`{param}` is not an image PIL can read (PNG, JPEG, WebP, BMP, ...).",
                 param=param,

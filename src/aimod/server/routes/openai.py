@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from aimod.errors import InvalidRequestError, RequestError
 from aimod.server.deps import JsonBodyRoute, body_limit, check_model, current_served, tenant, text_engine
@@ -57,10 +58,11 @@ async def chat_completions(
     """OpenAI chat completions under the caller's tier; ``focus`` is an extra body field."""
     check_model(served, body.model)
     limit = _max_tokens(served, body.max_completion_tokens or body.max_tokens)
-    messages = [_message(i, m.role, m.content) for i, m in enumerate(body.messages)]
+    messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+    _check_chars(served, [m["content"] for m in messages], "messages")
     if not any(m["content"].strip() for m in messages):
         raise InvalidRequestError("Every message is empty; send some text.", param="messages", code="empty_prompt")
-    row = _row(served, caller, text, body, text.chat_ids(messages), limit, "messages")
+    row = await run_in_threadpool(_row, served, caller, text, body, lambda: text.chat_ids(messages), limit, "messages")
     return await _answer(request, served, text, row, body, chat=True)
 
 
@@ -76,9 +78,11 @@ async def completions(
         raise InvalidRequestError(
             f"`prompt` must be one string (got {len(prompts)}); send one request per prompt.", param="prompt"
         )
+    _check_chars(served, prompts, "prompt")
     if not prompts[0].strip():
         raise InvalidRequestError("`prompt` is empty.", param="prompt", code="empty_prompt")
-    row = _row(served, caller, text, body, text.prompt_ids(prompts[0]), limit, "prompt")
+    encode = lambda: text.prompt_ids(prompts[0])  # noqa: E731
+    row = await run_in_threadpool(_row, served, caller, text, body, encode, limit, "prompt")
     return await _answer(request, served, text, row, body, chat=False)
 
 
@@ -92,17 +96,16 @@ def _max_tokens(served: Served, requested: int | None) -> int:
     return value
 
 
-def _message(index: int, role: str, content: str | list[dict[str, Any]]) -> dict[str, str]:
-    if isinstance(content, str):
-        return {"role": role, "content": content}
-    parts = []
-    for part in content:
-        if part.get("type") != "text" or not isinstance(part.get("text"), str):
-            raise InvalidRequestError(
-                f"messages[{index}].content: only text parts are supported.", param=f"messages.{index}.content"
-            )
-        parts.append(part["text"])
-    return {"role": role, "content": "".join(parts)}
+def _check_chars(served: Served, texts: list[str], param: str) -> None:
+    """Refuses a prompt over ``[server] max_prompt_chars``, before anything tokenises it."""
+    limit = served.config.server.max_prompt_chars
+    size = sum(len(t) for t in texts)
+    if size > limit:
+        raise InvalidRequestError(
+            f"`{param}` has {size} characters; this server takes at most {limit}. Shorten the prompt.",
+            param=param,
+            code="context_length_exceeded",
+        )
 
 
 def _row(
@@ -110,11 +113,15 @@ def _row(
     caller: Tenant,
     text: TextEngine,
     body: ChatRequest | CompletionRequest,
-    ids: list[int],
+    encode: Callable[[], list[int]],
     limit: int,
     param: str,
 ) -> TextRow:
-    """What both routes share: the length check and the row's modulation (the tier's σ, the body's focus)."""
+    """What both routes share, run in a worker thread as it tokenises.
+
+    The prompt's ids, the length check, and the row's modulation (the tier's σ, the focus words as token ids).
+    """
+    ids = encode()
     text.check_length(ids, limit, param)
     modulation = text.token_modulation(served.policy.modulation(caller, body.focus))
     return TextRow(ids, modulation, limit, body.stops())
@@ -133,7 +140,7 @@ async def _answer(
     reply = _Reply(ident, served.name, int(time.time()), chat=chat)
     if not body.stream:
         return JSONResponse(reply.whole(await text.complete(row)))
-    usage = bool((body.stream_options or {}).get("include_usage"))
+    usage = body.stream_options is not None and body.stream_options.include_usage
     return StreamingResponse(
         _stream(request, text, row, reply, usage), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )

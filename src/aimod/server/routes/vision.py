@@ -12,11 +12,21 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.formparsers import MultiPartParser
 
-from aimod.errors import InvalidRequestError, TooLargeError
-from aimod.server.deps import check_model, content_type, current_served, read_json_object, tenant, vision_engine
+from aimod.errors import InvalidRequestError, RequestError, TooLargeError
+from aimod.server.deps import (
+    check_model,
+    content_type,
+    current_served,
+    limited_stream,
+    read_json_object,
+    tenant,
+    vision_engine,
+)
 from aimod.server.engines import VisionEngine
-from aimod.server.schemas import ClassifyRequest, SegmentRequest, parse_model, refuse_noise_fields
+from aimod.server.schemas import ClassifyRequest, SegmentRequest, parse_model, refuse_noise_fields, refuse_unencodable
 from aimod.server.served import Served
 from aimod.server.tenants import Tenant
 from aimod.server.vision import VisionRow, decode_base64
@@ -26,6 +36,8 @@ __all__ = ["router", "vision_body"]
 router = APIRouter(prefix="/v1", tags=["vision"])
 
 _MULTIPART_FIELDS = {"image", "top_k", "focus", "model"}
+_MAX_FIELD_BYTES = 65_536
+"""The largest multipart field other than the image (``focus`` as JSON, ``top_k``, ``model``)."""
 
 ServedDep = Annotated[Served, Depends(current_served)]
 TenantDep = Annotated[Tenant, Depends(tenant)]
@@ -41,20 +53,21 @@ def vision_body(model: type[ClassifyRequest | SegmentRequest]) -> Callable[..., 
             data, image = await _multipart(request, max_bytes)
             return parse_model(model, {**data, "image": "-"}), image
         _, data = await read_json_object(request, max_bytes)
-        fields = parse_model(model, data)
-        return fields, decode_base64(fields.image)
+        fields = await run_in_threadpool(parse_model, model, data)
+        return fields, await run_in_threadpool(decode_base64, fields.image)
 
     return read
 
 
 def _row(served: Served, caller: Tenant, engine: VisionEngine, body: VisionBody, kind: str) -> VisionRow:
+    """The checked row (run in a worker thread, as decoding the image is the expensive part)."""
     fields, image = body
     check_model(served, fields.model)
     top_k = getattr(fields, "top_k", 5)
     if top_k > served.config.server.max_top_k:
         raise InvalidRequestError(f"`top_k` is {top_k}; at most {served.config.server.max_top_k}.", param="top_k")
-    pixels = engine.decode(image)
-    return VisionRow(pixels, served.policy.modulation(caller, fields.focus), kind, top_k)  # type: ignore[arg-type]
+    modulation = served.policy.modulation(caller, fields.focus)
+    return VisionRow(engine.decode(image), modulation, kind, top_k)  # type: ignore[arg-type]
 
 
 def _openapi(model: type[ClassifyRequest | SegmentRequest]) -> dict[str, Any]:
@@ -79,7 +92,7 @@ async def classify(
     body: Annotated[VisionBody, Depends(vision_body(ClassifyRequest))],
 ) -> dict[str, Any]:
     """Top-k labels and probabilities of the modulated logits."""
-    result = await engine.answer(_row(served, caller, engine, body, "classify"))
+    result = await engine.answer(await run_in_threadpool(_row, served, caller, engine, body, "classify"))
     return {"model": served.name, "tier": caller.tier, **result}
 
 
@@ -91,17 +104,19 @@ async def segment(
     body: Annotated[VisionBody, Depends(vision_body(SegmentRequest))],
 ) -> dict[str, Any]:
     """The modulated segmentation: a PNG mask (pixel value = class id) and each class's share of pixels."""
-    result = await engine.answer(_row(served, caller, engine, body, "segment"))
+    result = await engine.answer(await run_in_threadpool(_row, served, caller, engine, body, "segment"))
     classes = {str(i): label for i, label in engine.id2label.items()}
     return {"model": served.name, "tier": caller.tier, "classes": classes, **result}
 
 
 async def _multipart(request: Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise TooLargeError(f"The body has {declared} bytes; at most {max_bytes}.", code="body_too_large")
+    parser = MultiPartParser(
+        request.headers, limited_stream(request, max_bytes), max_files=1, max_fields=8, max_part_size=_MAX_FIELD_BYTES
+    )
     try:
-        form = await request.form(max_files=1, max_fields=8, max_part_size=max_bytes)
+        form = await parser.parse()
+    except RequestError:
+        raise
     except Exception as error:  # starlette raises several types for malformed multipart
         raise InvalidRequestError(f"Malformed multipart body: {error}.", code="invalid_multipart") from None
     try:
@@ -140,7 +155,9 @@ def _form_value(name: str, value: Any) -> Any:
         return int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 10 else value
     if name == "focus":
         try:
-            return json.loads(value)
+            focus = json.loads(value, parse_constant=float)
+            refuse_unencodable(focus)
+            return focus
         except (ValueError, RecursionError):
             raise InvalidRequestError('`focus` must be a JSON object, e.g. {"Bag": 2.0}.', param="focus") from None
     return value
