@@ -110,7 +110,10 @@ class FakeTextEngine:
 
     def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, timeout_s: float | None = None) -> Any:
+        from aimod.server.batching import ShutdownSummary
+
+        return ShutdownSummary(answered=0, dropped=0, cut=0, seconds=0.0, on_time=True)
 
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         return [ord(c) for m in messages for c in m["content"]]
@@ -132,8 +135,9 @@ class FakeTextEngine:
         }
 
 
-def fake_text_app(**server: Any) -> Any:
-    """The text routes over :class:`FakeTextEngine` (tenants as :func:`config`, tiers premium 0 and free 3)."""
+def fake_text_app(engine: Any = None, **server: Any) -> Any:
+    """The text routes over ``engine`` (default :class:`FakeTextEngine`; tenants as :func:`config`, tiers premium 0
+    and free 3)."""
     from aimod.server import create_app
     from aimod.server.config import FocusConfig
     from aimod.server.policy import FocusPolicy
@@ -143,5 +147,7 @@ def fake_text_app(**server: Any) -> Any:
     cfg = config("fake-lm", {"premium": 0.0, "free": 3.0}, **server)
     tiers = {"premium": 0.0, "free": 3.0}
     policy = FocusPolicy(FocusConfig(), id2label=None)
-    served = Served(cfg, "fake-lm", "text", tiers, None, Tenants(cfg.tenants, tiers), policy, text=FakeTextEngine())
+    served = Served(
+        cfg, "fake-lm", "text", tiers, None, Tenants(cfg.tenants, tiers), policy, text=engine or FakeTextEngine()
+    )
     return create_app(served)

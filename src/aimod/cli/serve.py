@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -25,15 +26,18 @@ __all__ = ["new_key_command", "serve_command"]
     help="Development only: without a configured secret, use a PUBLIC fixed secret (anyone can predict the noise).",
 )
 def serve_command(config_path: Path, host: str | None, port: int | None, dev: bool) -> None:
-    """Serve one model to many tenants: tiers from API keys, focus from requests, keyed noise."""
+    """Serve one model to many tenants: tiers from API keys, focus from requests, keyed noise.
+
+    Stops at SIGTERM or Ctrl-C within [server] graceful_timeout_s; exit status 0 when every accepted request
+    was answered, 4 when some were cut at the deadline, 3 when the server could not start.
+    """
     from aimod.errors import MissingExtraError
 
     try:
-        import uvicorn
-
         from aimod.server import build, create_app, load_config
         from aimod.server.listen import uvicorn_config
         from aimod.server.logs import configure
+        from aimod.server.process import serve
         from aimod.server.served import configured_noise
     except ImportError as error:
         raise MissingExtraError(error.name or "fastapi", "server") from error
@@ -42,7 +46,10 @@ def serve_command(config_path: Path, host: str | None, port: int | None, dev: bo
     configure()
     noise = configured_noise(config, dev=dev)  # before the model loads: a missing secret fails fast
     served = build(config, noise)
-    uvicorn.Server(uvicorn_config(create_app(served), config.server, host=host, port=port)).run()
+    app = create_app(served)
+    sys.exit(
+        serve(uvicorn_config(app, config.server, host=host, port=port), served.engine, config.server.graceful_timeout_s)
+    )
 
 
 @click.command("new-key")

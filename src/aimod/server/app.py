@@ -43,8 +43,9 @@ def create_app(served: Served) -> FastAPI:
         tiers = sorted(served.tiers)
         event("started", model=served.name, task=served.kind, tiers=tiers, tenants=len(served.config.tenants))
         yield
-        await served.engine.stop()
-        event("stopped", batches=served.engine.stats.batches, rows=served.engine.stats.rows)
+        summary = await served.engine.stop(served.config.server.graceful_timeout_s)
+        stats = served.engine.stats
+        event("stopped", batches=stats.batches, rows=stats.rows, **summary.as_fields())
 
     app = _App(
         title="aimod server",

@@ -4,12 +4,18 @@ The first request of a batch waits up to ``wait_s`` for others (or until ``max_b
 batch then runs in the model's single worker thread while the event loop keeps accepting requests. Each item
 carries everything its row needs (its modulation and its key come from its own content), so a row's answer
 does not depend on which batch it lands in.
+
+Shutdown (:meth:`Batcher.stop`) is bounded: no new rows are taken, rows whose callers have gone (their
+futures cancelled) are dropped without being computed, the queue is answered until the deadline, and at the
+deadline whatever is left is cut (its callers get :class:`~aimod.errors.ShuttingDownError`) and
+:attr:`Batcher.abort` tells the running batch to end at its next step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +24,7 @@ from typing import Generic, TypeVar
 
 from aimod.errors import ShuttingDownError
 
-__all__ = ["BatchStats", "Batched", "Batcher"]
+__all__ = ["BatchStats", "Batched", "Batcher", "ShutdownSummary"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,23 +39,59 @@ class BatchStats:
     largest: int = 0
     busy_s: float = 0.0
     sizes: dict[int, int] = field(default_factory=dict)
+    dropped: int = 0
+    """Rows not answered because their caller had gone (skipped before their batch, or ended inside it)."""
+    cut: int = 0
+    """Rows refused at the shutdown deadline."""
+
+
+@dataclass(frozen=True)
+class ShutdownSummary:
+    """What a :meth:`Batcher.stop` did, for the ``stopped`` log line and the process's exit status.
+
+    Example:
+        >>> ShutdownSummary(answered=3, dropped=1, cut=0, seconds=0.25, on_time=True).as_fields()
+        {'answered': 3, 'dropped': 1, 'cut': 0, 'seconds': 0.25, 'on_time': True}
+    """
+
+    answered: int
+    """Rows answered after the stop began."""
+    dropped: int
+    """Rows whose callers had gone, not computed (or ended early) after the stop began."""
+    cut: int
+    """Rows refused at the deadline, queued or running."""
+    seconds: float
+    """From the stop's beginning to the released worker."""
+    on_time: bool
+    """Whether every row was answered or dropped before the deadline (``cut == 0``)."""
+
+    def as_fields(self) -> dict[str, int | float | bool]:
+        """The summary as log fields (seconds to the millisecond)."""
+        return {
+            "answered": self.answered,
+            "dropped": self.dropped,
+            "cut": self.cut,
+            "seconds": round(self.seconds, 3),
+            "on_time": self.on_time,
+        }
 
 
 class Batcher(Generic[T, R]):
     """Runs ``run(items) -> results`` (same order, same length) on batches of submitted items.
 
     ``run`` may return an exception instance for a row; that row's caller gets it raised, the others their
-    results. If ``run`` raises, every row of the batch gets the error.
+    results. If ``run`` raises, every row of the batch gets the error. A long ``run`` should watch
+    :attr:`abort` and return early once it is set (its rows are then cut).
 
     Example:
         >>> async def main():
         ...     batcher = Batcher(lambda xs: [x * 2 for x in xs], max_batch=8, wait_s=0.01)
         ...     batcher.start()
         ...     out = await asyncio.gather(*(batcher.submit(i) for i in range(5)))
-        ...     await batcher.stop()
-        ...     return out, batcher.stats.batches
+        ...     summary = await batcher.stop(timeout_s=5)
+        ...     return out, batcher.stats.batches, summary.on_time
         >>> asyncio.run(main())
-        ([0, 2, 4, 6, 8], 1)
+        ([0, 2, 4, 6, 8], 1, True)
     """
 
     def __init__(
@@ -63,6 +105,11 @@ class Batcher(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aimod-model")
         self._closing = False
+        self._stopping: asyncio.Future[ShutdownSummary] | None = None
+        self.abort = threading.Event()
+        """Set at the shutdown deadline: the running batch should end at its next step."""
+        self.answered = 0
+        """Rows answered (a result or an error) so far."""
 
     def start(self) -> None:
         """Starts the worker on the running event loop."""
@@ -81,16 +128,68 @@ class Batcher(Generic[T, R]):
         await self._queue.put((item, future))
         return await future
 
-    async def stop(self) -> None:
-        """Finishes every queued row, then stops the worker and its thread."""
+    async def stop(self, timeout_s: float | None = None) -> ShutdownSummary:
+        """Stops taking rows, answers the queue until ``timeout_s`` (``None``: no limit), cuts the rest.
+
+        Idempotent: a second call (say the app's lifespan after the process began the stop at its signal)
+        waits for the first and returns the same summary; cancelling a caller does not cancel the stop.
+        """
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(timeout_s))
+        return await asyncio.shield(self._stopping)
+
+    async def _stop(self, timeout_s: float | None) -> ShutdownSummary:
+        started = time.perf_counter()
+        before = (self.answered, self.stats.dropped, self.stats.cut)
         self._closing = True
         if self._queue is not None and self._task is not None:
             if not self._task.done():
-                await self._queue.join()
+                try:
+                    await asyncio.wait_for(self._queue.join(), timeout_s)
+                except asyncio.TimeoutError:
+                    self.abort.set()
+                    self._cut_queue()
+                    await self._queue.join()  # the running batch, ending at its next step
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._executor.shutdown(wait=True)
+        cut = self.stats.cut - before[2]
+        return ShutdownSummary(
+            answered=self.answered - before[0],
+            dropped=self.stats.dropped - before[1],
+            cut=cut,
+            seconds=time.perf_counter() - started,
+            on_time=cut == 0,
+        )
+
+    def _cut_queue(self) -> None:
+        assert self._queue is not None
+        while not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            self._deliver(future, self._deadline_error())
+            self._queue.task_done()
+
+    @staticmethod
+    def _deadline_error() -> ShuttingDownError:
+        return ShuttingDownError(
+            "The server reached its shutdown deadline before this request's turn; retry on another replica.",
+            code="shutting_down",
+        )
+
+    def _deliver(self, future: asyncio.Future[R], result: R | BaseException) -> None:
+        """Hands ``result`` to a waiting caller, counting it; a caller gone (cancelled future) is dropped."""
+        if future.done():
+            self.stats.dropped += 1
+        elif isinstance(result, ShuttingDownError):
+            self.stats.cut += 1
+            future.set_exception(result)
+        elif isinstance(result, BaseException):
+            self.answered += 1  # an error is an answer too
+            future.set_exception(result)
+        else:
+            self.answered += 1
+            future.set_result(result)
 
     async def _worker(self) -> None:
         assert self._queue is not None
@@ -112,7 +211,21 @@ class Batcher(Generic[T, R]):
                     batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except asyncio.TimeoutError:
                     break
-            items = [item for item, _ in batch]
+            live = []
+            for entry in batch:
+                if entry[1].done():  # its caller has gone: not worth a row
+                    self.stats.dropped += 1
+                    queue.task_done()
+                else:
+                    live.append(entry)
+            if not live:
+                continue
+            items = [item for item, _ in live]
+            if self.abort.is_set():  # gathered as the deadline passed: cut without computing
+                for _, future in live:
+                    self._deliver(future, self._deadline_error())
+                    queue.task_done()
+                continue
             started = time.perf_counter()
             try:
                 results: Sequence[R | BaseException] = await loop.run_in_executor(self._executor, self._run, items)
@@ -120,13 +233,11 @@ class Batcher(Generic[T, R]):
                 raise
             except BaseException as error:  # delivered to every caller of the batch
                 results = [error] * len(items)
+            if self.abort.is_set():  # ended early at the deadline: partial answers are not answers
+                results = [self._deadline_error()] * len(items)
             self._record(len(items), time.perf_counter() - started)
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+            for (_, future), result in zip(live, results, strict=True):
+                self._deliver(future, result)
                 queue.task_done()
 
     def _record(self, size: int, seconds: float) -> None:
@@ -154,6 +265,6 @@ class Batched(Generic[T, R]):
         """Starts the batcher on the running event loop."""
         self._batcher.start()
 
-    async def stop(self) -> None:
-        """Finishes every queued row, then stops the batcher."""
-        await self._batcher.stop()
+    async def stop(self, timeout_s: float | None = None) -> ShutdownSummary:
+        """Answers the queue until ``timeout_s``, cuts the rest, then stops the batcher (:meth:`Batcher.stop`)."""
+        return await self._batcher.stop(timeout_s)

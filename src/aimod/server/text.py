@@ -4,13 +4,15 @@ The decision at every step is the argmax of the modulated logits (the AIM decisi
 the only randomness, and it is keyed on each row's token prefix by :class:`~aimod.text.AimLogitsProcessor`, so
 the same prompt always gets the same completion. Concurrent requests share one ``generate`` call (left
 padded, one modulation per row); a :class:`~transformers.StoppingCriteria` follows each row, ends it at its own
-``max_tokens``, end-of-sequence token or stop string, and streams its text as it grows.
+``max_tokens``, end-of-sequence token or stop string, and streams its text as it grows. It also ends a row at
+once when its client has gone (:attr:`TextRow.gone`) and every row when the server's shutdown deadline passes.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,6 +39,8 @@ class TextRow:
     stop: tuple[str, ...] = ()
     on_delta: Callable[[str], None] | None = None
     """Called (from the model thread) with each new piece of text, for streaming."""
+    gone: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    """Set by the route when the client hangs up: the row ends at its next step, its answer unsent."""
 
 
 class _RowState:
@@ -75,6 +79,11 @@ class _RowState:
                 safe -= 1
             self._emit(safe)
 
+    def cancel(self) -> None:
+        """Ends the row without sending anything more (its client has gone, or the deadline passed)."""
+        self.done = True
+        self.finish_reason = "cancelled"
+
     def _finish(self, reason: str) -> None:
         if not self.row.stop:  # (with stop strings, push already holds the cut text)
             self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
@@ -89,15 +98,21 @@ class _RowState:
 
 
 class _FollowRows:
-    """The StoppingCriteria of one batch: feeds each row's newest token to its state."""
+    """The StoppingCriteria of one batch: feeds each row's newest token to its state, ends rows gone or aborted."""
 
-    def __init__(self, states: list[_RowState]) -> None:
+    def __init__(self, states: list[_RowState], abort: threading.Event | None) -> None:
         self.states = states
+        self.abort = abort
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         last = input_ids[:, -1].tolist()
+        aborted = self.abort is not None and self.abort.is_set()
         for state, token in zip(self.states, last, strict=True):
-            if not state.done:
+            if state.done:
+                continue
+            if aborted or state.row.gone.is_set():
+                state.cancel()
+            else:
                 state.push(int(token))
         return torch.tensor([s.done for s in self.states], device=input_ids.device)
 
@@ -164,18 +179,19 @@ class TextService:
         except AimodError as error:
             raise InvalidRequestError(str(error), param="focus", code="invalid_focus") from None
 
-    def run(self, rows: Sequence[TextRow]) -> list[dict[str, Any]]:
+    def run(self, rows: Sequence[TextRow], abort: threading.Event | None = None) -> list[dict[str, Any]]:
         """Completions of a batch of rows (the :class:`~aimod.server.batching.Batcher` function).
 
         Rows whose padded length plus the batch's largest ``max_tokens`` would overrun the context run alone.
+        Once ``abort`` is set every row ends at its next step (``finish_reason`` ``"cancelled"``).
         """
         width = max(len(r.ids) for r in rows)
         if len(rows) > 1 and width + max(r.max_tokens for r in rows) > self.context:
-            return [self._run([row])[0] for row in rows]
-        return self._run(rows)
+            return [self._run([row], abort)[0] for row in rows]
+        return self._run(rows, abort)
 
     @torch.no_grad()
-    def _run(self, rows: Sequence[TextRow]) -> list[dict[str, Any]]:
+    def _run(self, rows: Sequence[TextRow], abort: threading.Event | None) -> list[dict[str, Any]]:
         ids, mask = left_pad([r.ids for r in rows], self.pad_id)
         device = next(self.model.parameters()).device
         states = [_RowState(row, self.tokenizer, self.eos) for row in rows]
@@ -188,7 +204,7 @@ class TextService:
             max_new_tokens=max(r.max_tokens for r in rows),
             do_sample=False,
             logits_processor=[processor],
-            stopping_criteria=StoppingCriteriaList([_FollowRows(states)]),
+            stopping_criteria=StoppingCriteriaList([_FollowRows(states, abort)]),
             pad_token_id=self.pad_id,
         )
         for state in states:

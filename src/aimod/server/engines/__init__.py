@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from aimod.catalog import VisionModel
     from aimod.modulation import Modulation
     from aimod.noise import NoiseSource
-    from aimod.server.batching import BatchStats
+    from aimod.server.batching import BatchStats, ShutdownSummary
     from aimod.server.config import ServerSettings
     from aimod.server.text import TextRow
     from aimod.server.vision import VisionRow
@@ -46,8 +46,12 @@ class Engine(Protocol):
     def start(self) -> None:
         """Called on the running event loop when the server starts."""
 
-    async def stop(self) -> None:
-        """Finishes every accepted row, then releases the engine's workers."""
+    async def stop(self, timeout_s: float | None = None) -> ShutdownSummary:
+        """Stops taking rows, answers what was accepted until ``timeout_s``, cuts the rest, releases the workers.
+
+        Rows whose clients have gone are dropped, not computed. Idempotent: a second call returns the first's
+        summary (the process starts the stop at its signal, the app's lifespan calls it again).
+        """
 
 
 class TextEngine(Engine, Protocol):

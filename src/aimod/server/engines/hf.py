@@ -1,7 +1,8 @@
 """The ``hf`` text engine: concurrent rows share one batched Hugging Face ``generate`` call.
 
 :class:`~aimod.server.text.TextService` does the work (left padding, one modulation per row, a stopping
-criterion per row); this adds the :class:`~aimod.server.batching.Batcher` that gathers concurrent requests.
+criterion per row); this adds the :class:`~aimod.server.batching.Batcher` that gathers concurrent requests, and
+hands it the batcher's abort flag so that a generation ends at the shutdown deadline.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ class HFTextEngine(TextService, Batched[TextRow, dict[str, Any]]):
 
     def __init__(self, model: Any, tokenizer: Any, noise: NoiseSource, settings: ServerSettings) -> None:
         super().__init__(model, tokenizer, noise)
-        self._batch_with(self.run, max_batch=settings.max_batch, wait_ms=settings.batch_wait_ms)
+        self._batch_with(
+            lambda rows: self.run(rows, self._batcher.abort),
+            max_batch=settings.max_batch,
+            wait_ms=settings.batch_wait_ms,
+        )
 
     async def complete(self, row: TextRow) -> dict[str, Any]:
         """The row's completion, computed in a batch with whatever else is waiting."""

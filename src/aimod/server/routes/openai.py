@@ -9,6 +9,7 @@ chunk format; an error after the stream began arrives as a last ``data:`` event 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aimod.errors import InvalidRequestError, RequestError
 from aimod.server.deps import JsonBodyRoute, body_limit, check_model, current_served, tenant, text_engine
+from aimod.server.disconnect import unless_gone
 from aimod.server.engines import TextEngine
 from aimod.server.errors import error_body, request_error_body
 from aimod.server.logs import event
@@ -139,7 +141,7 @@ async def _answer(
     ident = ("chatcmpl-" if chat else "cmpl-") + request.state.id
     reply = _Reply(ident, served.name, int(time.time()), chat=chat)
     if not body.stream:
-        return JSONResponse(reply.whole(await text.complete(row)))
+        return JSONResponse(reply.whole(await unless_gone(request, text.complete(row), row.gone)))
     usage = body.stream_options is not None and body.stream_options.include_usage
     return StreamingResponse(
         _stream(request, text, row, reply, usage), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
@@ -192,13 +194,26 @@ async def _stream(request: Request, text: TextEngine, row: TextRow, reply: _Repl
     def on_delta(piece: str) -> None:  # called from the model thread
         loop.call_soon_threadsafe(queue.put_nowait, piece)
 
-    streamed = TextRow(row.ids, row.modulation, row.max_tokens, row.stop, on_delta=on_delta)
+    streamed = dataclasses.replace(row, on_delta=on_delta)
     task = asyncio.ensure_future(text.complete(streamed))
+    try:
+        async for chunk in _chunks(request, task, queue, reply, usage):
+            yield chunk
+    finally:  # the client hung up (the response cancels this generator) or the stream ended
+        if not task.done():
+            streamed.gone.set()
+            task.cancel()
+
+
+async def _chunks(
+    request: Request, task: asyncio.Future[dict[str, Any]], queue: asyncio.Queue[str], reply: _Reply, usage: bool
+) -> AsyncIterator[str]:
     if reply.chat:
         yield reply.chunk(None, None, role=True)
     while True:
         getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        waits: set[asyncio.Future[Any]] = {getter, task}
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         if getter not in done:
             getter.cancel()
             break

@@ -25,6 +25,7 @@ from aimod.server.deps import (
     tenant,
     vision_engine,
 )
+from aimod.server.disconnect import unless_gone
 from aimod.server.engines import VisionEngine
 from aimod.server.schemas import ClassifyRequest, SegmentRequest, parse_model, refuse_noise_fields, refuse_unencodable
 from aimod.server.served import Served
@@ -86,25 +87,29 @@ def _openapi(model: type[ClassifyRequest | SegmentRequest]) -> dict[str, Any]:
 
 @router.post("/classify", openapi_extra=_openapi(ClassifyRequest))
 async def classify(
+    request: Request,
     served: ServedDep,
     caller: TenantDep,
     engine: Annotated[VisionEngine, Depends(vision_engine("classify"))],
     body: Annotated[VisionBody, Depends(vision_body(ClassifyRequest))],
 ) -> dict[str, Any]:
     """Top-k labels and probabilities of the modulated logits."""
-    result = await engine.answer(await run_in_threadpool(_row, served, caller, engine, body, "classify"))
+    row = await run_in_threadpool(_row, served, caller, engine, body, "classify")
+    result = await unless_gone(request, engine.answer(row))
     return {"model": served.name, "tier": caller.tier, **result}
 
 
 @router.post("/segment", openapi_extra=_openapi(SegmentRequest))
 async def segment(
+    request: Request,
     served: ServedDep,
     caller: TenantDep,
     engine: Annotated[VisionEngine, Depends(vision_engine("segment"))],
     body: Annotated[VisionBody, Depends(vision_body(SegmentRequest))],
 ) -> dict[str, Any]:
     """The modulated segmentation: a PNG mask (pixel value = class id) and each class's share of pixels."""
-    result = await engine.answer(await run_in_threadpool(_row, served, caller, engine, body, "segment"))
+    row = await run_in_threadpool(_row, served, caller, engine, body, "segment")
+    result = await unless_gone(request, engine.answer(row))
     classes = {str(i): label for i, label in engine.id2label.items()}
     return {"model": served.name, "tier": caller.tier, "classes": classes, **result}
 
