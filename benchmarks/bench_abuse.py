@@ -226,7 +226,9 @@ def run_case(bench: Bench, canary: Canary, idle_ms: float, name: str, case: Call
     after = canary.count()
     while canary.count() < after + 1:  # the canary request in flight at the case's end is over
         time.sleep(0.01)
-    seen = [(lat, status) for finish, lat, status in canary.samples if finish >= start and finish - lat <= end]
+    ended = [(finish, lat, status) for finish, lat, status in canary.samples if finish >= start]
+    seen = [(lat, status) for finish, lat, status in ended if finish - lat <= end] or [ended[0][1:]]
+    # (a case shorter than the canary's pause between requests: the canary's next request)
     result.name = name
     result.canary_worst_ms = 1000 * max(lat for lat, _ in seen)
     result.canary_median_ms = 1000 * statistics.median(lat for lat, _ in seen)
