@@ -26,7 +26,8 @@ whether the case met its goal), the server's open descriptors (/proc/<pid>/fd) a
 and a summary of the goals: every case 4xx or served, canary worst/idle <= 2x, descriptors back to baseline.
 Loopback only, no hub downloads (HF_HUB_OFFLINE=1); both servers are stopped at the end.
 
-Run: python benchmarks/bench_abuse.py [--quick]    (about 2-4 minutes on 2 CPU cores)
+Run: PYTHONPATH=src:. python benchmarks/bench_abuse.py [--quick]    (about 100 s on 2 CPU cores; --quick: fewer
+sockets and images, about 85 s)
 """
 
 from __future__ import annotations
