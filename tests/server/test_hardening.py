@@ -366,3 +366,22 @@ def test_a_client_that_hangs_up_is_logged_once_at_info() -> None:
     assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
     lines = [getattr(r, "fields", {}) for r in records if r.getMessage() == "request"]
     assert [(line["status"], line["error"]) for line in lines] == [(499, "client_gone")]
+
+
+def test_a_vision_body_of_a_million_tiny_values_is_refused_before_it_is_parsed(
+    vision: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aimod.server.deps as deps
+
+    parsed = record_loop(monkeypatch, deps, "parse_json_object")
+    image = b64(png(np.zeros((28, 28), np.uint8)))
+    many = json.dumps({"image": image, "focus": {f"k{i}": 1.0 for i in range(100_000)}}).encode()
+    response = vision.post("/v1/classify", content=many, headers={"Content-Type": "application/json", **auth("free")})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "too_many_values"
+    assert parsed == []  # (parsing a million such values holds the interpreter for a second)
+    data_url = json.dumps({"image": "data:image/png;base64," + image, "focus": {"Bag": 1.0}, "top_k": 3})
+    ordinary = vision.post(
+        "/v1/classify", content=data_url, headers={"Content-Type": "application/json", **auth("free")}
+    )
+    assert ordinary.status_code != 400 or ordinary.json()["error"]["code"] != "too_many_values"

@@ -146,11 +146,16 @@ def content_type(request: Request, default: str = "application/json") -> str:
     return request.headers.get("content-type", default).split(";")[0].strip().lower()
 
 
-async def read_json_object(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+async def read_json_object(
+    request: Request, max_bytes: int, max_separators: int | None = None
+) -> tuple[bytes, dict[str, Any]]:
     """A JSON object's bytes and value, or the refusal: 415 for another content type, 413 over ``max_bytes``, 400.
 
     The body is counted as it arrives (a chunked body without Content-Length too); it is parsed and checked
-    in a worker thread (:func:`parse_json_object`), so a large body never holds up the event loop.
+    in a worker thread (:func:`parse_json_object`), so a large body never holds up the event loop. A worker
+    thread still holds the interpreter while it parses, and parsing a million small values takes a second, so
+    a body with more than ``max_separators`` ``,`` and ``:`` bytes (an upper bound on its values) is refused
+    before it is parsed (:func:`check_separators`).
     """
     kind = content_type(request)
     if kind != "application/json":
@@ -158,7 +163,31 @@ async def read_json_object(request: Request, max_bytes: int) -> tuple[bytes, dic
             f"Send a JSON body (Content-Type: application/json), got {kind!r}.", code="content_type"
         )
     body = await read_limited(request, max_bytes)
+    if max_separators is not None:
+        check_separators(body, max_separators)
     return body, await run_in_threadpool(parse_json_object, body)
+
+
+def check_separators(body: bytes, limit: int) -> None:
+    """Refuses (400) a JSON body with more than ``limit`` ``,`` and ``:`` bytes, counted in a few milliseconds.
+
+    Every member of an object and every item of an array after the first takes one, so their count bounds the
+    values to parse; a base64 image has none.
+
+    Example:
+        >>> check_separators(b'{"image": "iVBORw0K", "top_k": 3}', limit=16)
+        >>> check_separators(b'{"focus": {"a": 1, "b": 2}}', limit=3)
+        Traceback (most recent call last):
+        ...
+        aimod.errors.InvalidRequestError: The body has 4 JSON separators ...; a request here has at most 3. Send ...
+    """
+    count = body.count(b",") + body.count(b":")
+    if count > limit:
+        raise InvalidRequestError(
+            f"The body has {count} JSON separators (`,` and `:`); a request here has at most {limit}. "
+            "Send the image as one base64 string and at most the documented focus entries.",
+            code="too_many_values",
+        )
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
