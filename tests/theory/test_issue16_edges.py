@@ -83,7 +83,7 @@ def test_focus_on_every_class_is_bounded(classes: int, sigma: float) -> None:
     z = torch.randn(1, classes, generator=gen, dtype=torch.float64)
     start = time.perf_counter()
     p = theory.class_probabilities(z, Modulation(sigma=sigma, focus={i: 1.0 for i in range(classes)}))
-    assert time.perf_counter() - start < 15.0
+    assert time.perf_counter() - start < 3.0  # before issue 16: 8 s (and 5 GB) for 1,000; 14 GB asked for 10,000
     assert float(p.min()) >= 0.0
     assert float(p.max()) <= 1.0
     assert float(p.sum()) == pytest.approx(1.0, abs=1e-6)
@@ -145,6 +145,9 @@ for case in range(int(sys.argv[1])):
     labels = torch.tensor(rng.integers(0, classes, rows))
     a = theory.accuracy(z, labels, m)
     assert bool(((a >= 0) & (a <= 1 + 1e-12)).all()), (case, m)
+z = torch.randn(1, 1000, generator=torch.Generator().manual_seed(1000), dtype=torch.float64)
+p = theory.class_probabilities(z, Modulation(sigma=1.0, focus={i: 1.0 for i in range(1000)}))  # 5 GB before
+worst = max(worst, abs(float(p.sum()) - 1))
 print(json.dumps({"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "worst_sum_error": worst, "seconds": time.perf_counter() - start}))
 """
