@@ -4,7 +4,8 @@ For logits ``z`` and a :class:`~aimod.Modulation` per row, it returns ``z + σ·
 is standard normal noise on every class (utility) and ``|η|`` half-normal noise on each focused class
 ``t`` with signed strength ``s·σ_t`` (focus). The noise comes from a :class:`~aimod.noise.NoiseSource` and is
 computed in float32; it is added to the logits in float32 at least (float64 for float64 logits, or where
-float32 is too coarse at the logits' magnitude), and the result stays in that dtype (see :func:`output_dtype`). The source makes the utility term (:meth:`~aimod.noise.NoiseSource.utility`): ``σ·ε``
+float32 is too coarse at the logits' magnitude), and the result stays in that dtype (see
+:func:`output_dtype`). The source makes the utility term (:meth:`~aimod.noise.NoiseSource.utility`): ``σ·ε``
 for :class:`~aimod.SeededNoise`, the nested keyed path for :class:`~aimod.KeyedNoise`, a field of the clean
 logits for :class:`~aimod.FieldNoise`; in each case every (row, position) gets ``N(0, σ²)`` on every class,
 independently across classes. Focus noise is keyed normals on the row seeds.

@@ -131,7 +131,8 @@ for case in range(int(sys.argv[1])):
     z = torch.tensor(rng.standard_normal((rows, classes)) * magnitude, dtype=torch.float64)
     if rng.random() < 0.3:
         z[:, 1] = z[:, 0]  # exact ties
-    sigma = float(10.0 ** rng.uniform(-323, 3) * (magnitude if rng.random() < 0.5 else 1.0)) if rng.random() < 0.9 else 0.0
+    sigma = float(10.0 ** rng.uniform(-323, 3) * (magnitude if rng.random() < 0.5 else 1.0))
+    sigma = sigma if rng.random() < 0.9 else 0.0
     sigma = min(sigma, 1e308)
     focus = {}
     if rng.random() < 0.5:

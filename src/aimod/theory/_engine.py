@@ -151,8 +151,8 @@ def integrate(
     for start in range(0, num_rows, rows):
         part = slice(start, start + rows)
         for first in range(0, t.shape[1], cols):
-            nodes = slice(first, first + cols)
-            t_part, w_part = t[part, nodes], w[part, nodes]
+            block = slice(first, first + cols)
+            t_part, w_part = t[part, block], w[part, block]
             g_plain = None
             if position is not None and weight is not None:
                 u = (t_part - m0[part, None]) / sigma

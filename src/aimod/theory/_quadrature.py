@@ -47,7 +47,8 @@ def graded_panels(
     """Nodes and weights of a composite Gauss–Legendre rule on ``[lo, hi]``, graded towards breakpoints.
 
     Panel ends are ``lo``, ``hi``, every breakpoint ``b`` and ``b ± scale·2^k`` for ``k = 0, 1, ...`` until the
-    whole interval is covered (these rounded to multiples of ``scale/4`` from ``lo``), clipped to ``[lo, hi]``. Clipped duplicates give empty panels of weight 0, so
+    whole interval is covered (these rounded to multiples of ``scale/4`` from ``lo``), clipped to ``[lo, hi]``.
+    Clipped duplicates give empty panels of weight 0, so
     panels are dropped where every row has one; elsewhere they stay, with weight 0, so that every row gets the
     same number of nodes. Rows with ``hi <= lo`` get all-zero weights.
 
