@@ -162,3 +162,13 @@ def test_random_extreme_inputs_give_valid_probabilities_in_bounded_memory() -> N
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["rss_mib"] < 1500, report  # an unbounded quadrature asks for gigabytes here
     assert report["worst_sum_error"] < 1e-6, report
+
+
+@pytest.mark.parametrize("sigma", [1e-310, 1e-320, TINY])
+def test_denormal_sigma_with_gaps_of_its_own_size(sigma: float) -> None:
+    z = _z([[sigma, 0, -1], [0, 0, 0]])
+    p = theory.class_probabilities(z, Modulation(sigma=sigma))
+    expected = 0.5 * math.erfc(-1 / 2)  # Φ(1/√2): the pairwise law of a gap of one sigma
+    assert p[0].tolist() == pytest.approx([expected, 1 - expected, 0.0], abs=1e-6)
+    assert p[1].tolist() == pytest.approx([1 / 3] * 3, abs=1e-6)
+    assert float(theory.agreement(z, Modulation(sigma=sigma))[0]) == pytest.approx(expected, abs=1e-6)

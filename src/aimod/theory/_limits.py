@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["CLEAR_GAP", "NEGLIGIBLE", "negligible_rows", "normalise", "scale_sigma", "sigma_limit"]
+__all__ = ["CLEAR_GAP", "NEGLIGIBLE", "magnify", "negligible_rows", "normalise", "scale_sigma", "sigma_limit"]
 
 CLEAR_GAP = 40.0
 """A non-focused class this many utility sigmas below the leader never wins (probability below 1e-170)."""
@@ -54,6 +54,29 @@ def normalise(logits: Tensor) -> tuple[Tensor, float]:
     if logits.numel():
         logits = logits - logits.max(1, keepdim=True).values
     return logits, factor
+
+
+def magnify(logits: Tensor, sigma: float, strengths: Sequence[float]) -> tuple[Tensor, float, tuple[float, ...]]:
+    """For a positive sigma below ``2**-900``: logits, sigma and focus stds scaled up to sigma about 1.
+
+    Logits (shifted to a maximum of 0) are first clamped at ``-2**1000`` of the new scale, far beyond the
+    ``40σ`` where a non-focused class stops mattering, so nothing overflows. Left as they are when a focus
+    std would overflow, or when a clamped class is focused.
+
+    Example:
+        >>> z, sigma, _ = magnify(torch.tensor([[0.0, -1e-310, -1.0]], dtype=torch.float64), 1e-310, ())
+        >>> 0.5 < sigma < 2, z[0, :2].tolist() == [0.0, -1e-310 / 1e-310 * sigma]
+        (True, True)
+    """
+    if not 0 < sigma < 2.0**-900:
+        return logits, sigma, tuple(strengths)
+    k = -math.floor(math.log2(sigma))  # up to 1074: 2**k itself may not be a float, so scale in two steps
+    if any(abs(s) > 2.0 ** (1000 - k) for s in strengths):
+        return logits, sigma, tuple(strengths)
+    floor = -(2.0 ** (1000 - k))
+    half = k // 2
+    z = logits.clamp(min=floor) * 2.0**half * 2.0 ** (k - half)
+    return z, math.ldexp(sigma, k), tuple(math.ldexp(s, k) for s in strengths)
 
 
 def scale_sigma(sigma: float, factor: float) -> float:

@@ -10,7 +10,7 @@ from aimod.theory._checks import check_labels, check_logits, output_dtype, resol
 from aimod.theory._compress import SortedGaps
 from aimod.theory._engine import integrate
 from aimod.theory._laws import promotion_probability, suppression_probability
-from aimod.theory._limits import negligible_rows, normalise, scale_sigma, sigma_limit
+from aimod.theory._limits import magnify, negligible_rows, normalise, scale_sigma, sigma_limit
 from aimod.theory._retention import UtilityRetention
 
 __all__ = ["accuracy", "agreement", "class_probabilities", "probabilities"]
@@ -140,6 +140,9 @@ def probabilities(
         limit = negligible_rows(logits, resolved.sigma, resolved.class_ids, resolved.strengths)
         if bool(limit.any()):
             return _split(logits, resolved, classes, limit)
+    if 0.0 < resolved.sigma < 2.0**-900:  # gap/σ and φ/σ would overflow: scale up (decisions do not change)
+        logits, sigma, strengths = magnify(logits, resolved.sigma, resolved.strengths)
+        resolved, gaps = ResolvedModulation(sigma, resolved.class_ids, strengths), None
     return _probabilities(logits, resolved, classes, gaps)
 
 
@@ -153,7 +156,9 @@ def _split(logits: Tensor, resolved: ResolvedModulation, classes: Tensor | None,
     )
     rest = ~limit
     if bool(rest.any()):
-        out[rest] = _probabilities(logits[rest], resolved, None if classes is None else classes[rest], None)
+        z_rest, sigma, strengths = magnify(logits[rest], resolved.sigma, resolved.strengths)
+        picked = None if classes is None else classes[rest]
+        out[rest] = _probabilities(z_rest, ResolvedModulation(sigma, resolved.class_ids, strengths), picked, None)
     return out
 
 
