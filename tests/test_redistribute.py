@@ -19,6 +19,7 @@ from aimod import (
     digest,
     modulate_logits,
 )
+from aimod.redistribute import output_dtype
 from tests.conftest import DEVICES
 
 SECRET = "test secret, not for production"
@@ -35,7 +36,7 @@ def _logits(seed: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch
 
 @pytest.mark.parametrize("device", DEVICES)
 @given(m=modulations, dtype=dtypes, seed=st.integers(0, 2**16), keyed=st.booleans())
-def test_input_untouched_and_shape_dtype_device_kept(
+def test_input_untouched_and_shape_device_kept_dtype_documented(
     device: str, m: Modulation, dtype: torch.dtype, seed: int, keyed: bool
 ) -> None:
     z = _logits(seed, 5, C, dtype=dtype).to(device)
@@ -46,7 +47,8 @@ def test_input_untouched_and_shape_dtype_device_kept(
         out = modulate_logits(z, m, noise=SeededNoise(seed))
     assert torch.equal(z, before)
     assert out.shape == z.shape
-    assert out.dtype == z.dtype
+    assert out.dtype == (z.dtype if m.is_identity else output_dtype(z, ModulationBatch.build(m, 5, C)))
+    assert out.dtype in ((z.dtype,) if m.is_identity else (torch.float32, torch.float64))
     assert out.device == z.device
     assert out.data_ptr() != z.data_ptr()
 
@@ -215,3 +217,34 @@ def test_cuda_and_cpu_agree_for_keyed_noise() -> None:
     cpu = modulate_logits(z, m, noise=KeyedNoise(SECRET), keys=keys)
     cuda = modulate_logits(z.cuda(), m, noise=KeyedNoise(SECRET), keys=keys.cuda())
     torch.testing.assert_close(cuda.cpu(), cpu, rtol=0, atol=1e-5)
+
+
+# Issue 16: the identity checks finiteness; ties in low precision or at huge magnitudes follow the theory (50 %).
+
+
+def test_identity_rejects_nan_as_documented() -> None:
+    with pytest.raises(InvalidLogitsError, match="NaN"):
+        modulate_logits(torch.tensor([[math.nan, 1.0]]), Modulation(), noise=SeededNoise(0))
+
+
+@pytest.mark.parametrize(
+    ("row", "dtype", "sigma"),
+    [
+        ([3.0, 3.0, 0.0], torch.bfloat16, 1e-3),
+        ([3.0, 3.0, 0.0], torch.bfloat16, 0.1),
+        ([3.0, 3.0, 0.0], torch.float16, 1e-3),
+        ([1e4, 1e4, 0.0], torch.float32, 1e-3),
+    ],
+)
+def test_ties_in_coarse_dtypes_are_broken_evenly(row: list[float], dtype: torch.dtype, sigma: float) -> None:
+    z = torch.tensor([row], dtype=dtype).repeat(20_000, 1)
+    out = modulate_logits(z, Modulation(sigma=sigma), noise=SeededNoise(16))
+    assert out.dtype == (torch.float64 if dtype == torch.float32 else torch.float32)
+    share = float((out.argmax(1) == 0).double().mean())
+    assert abs(share - 0.5) < 0.02  # 20,000 draws: the standard error is 0.0035
+
+
+def test_output_dtype_stays_float32_for_ordinary_logits() -> None:
+    plan = ModulationBatch.build(Modulation(sigma=0.5, focus={1: 2.0}), 1, 3)
+    assert output_dtype(torch.tensor([[30.0, 1.0, -math.inf]]), plan) == torch.float32
+    assert output_dtype(torch.tensor([[30.0, 1.0, 0.0]], dtype=torch.float64), plan) == torch.float64

@@ -3,7 +3,9 @@
 For logits ``z`` and a :class:`~aimod.Modulation` per row, it returns ``z + σ·ε + s·σ_t·|η|`` where ``ε``
 is standard normal noise on every class (utility) and ``|η|`` half-normal noise on each focused class
 ``t`` with signed strength ``s·σ_t`` (focus). The noise comes from a :class:`~aimod.noise.NoiseSource` and is
-computed in float32. The source makes the utility term (:meth:`~aimod.noise.NoiseSource.utility`): ``σ·ε``
+computed in float32; it is added to the logits in float32 at least (float64 for float64 logits, or where
+float32 is too coarse at the logits' magnitude), and the result stays in that dtype (see
+:func:`output_dtype`). The source makes the utility term (:meth:`~aimod.noise.NoiseSource.utility`): ``σ·ε``
 for :class:`~aimod.SeededNoise`, the nested keyed path for :class:`~aimod.KeyedNoise`, a field of the clean
 logits for :class:`~aimod.FieldNoise`; in each case every (row, position) gets ``N(0, σ²)`` on every class,
 independently across classes. Focus noise is keyed normals on the row seeds.
@@ -23,7 +25,7 @@ from aimod.errors import InvalidArgumentError, InvalidLogitsError
 from aimod.modulation import Id2Label, Modulation, ResolvedModulation
 from aimod.noise import FOCUS_STREAM, NoiseSource, normals_at
 
-__all__ = ["ModulationBatch", "modulate_logits"]
+__all__ = ["RESOLUTION", "ModulationBatch", "modulate_logits", "output_dtype"]
 
 
 @dataclass(frozen=True)
@@ -210,8 +212,12 @@ def modulate_logits(
             loops pass False because ``-inf`` marks tokens masked by other processors; ``-inf`` stays ``-inf``.
 
     Returns:
-        A new tensor with the shape, dtype and device of ``logits``. With no noise for a row (sigma 0 and
-        no focus) that row's values are returned bit for bit.
+        A new tensor with the shape and device of ``logits``, in the dtype of :func:`output_dtype`: float64
+        for float64 logits; float32 for float32, float16 and bfloat16 logits (a half-precision grid would
+        round small noise away and turn ties into wins of the first index); float64 where even float32's
+        spacing at the largest finite logit is coarser than 1/256 of the smallest noise std. With no noise
+        for any row (sigma 0 and no focus) the input is returned unchanged, dtype included; a row with no
+        noise in a noisy batch keeps its values exactly (every wider dtype holds them).
 
     Raises:
         InvalidLogitsError: If logits are not a floating tensor, ``dim`` is invalid, or values are NaN/inf.
@@ -239,17 +245,17 @@ def modulate_logits(
             "a noise source",
             "Use aimod.SeededNoise(seed) or aimod.KeyedNoise(secret).",
         )
-    if plan.is_identity:
-        return logits.clone()
     if check_finite:
         _checks.check_finite(
             logits,
             "Check the model's output; inside a decoding loop where -inf marks masked tokens, pass check_finite=False.",
         )
+    if plan.is_identity:
+        return logits.clone()
 
     device = logits.device
     seeds = noise.row_seeds(batch, keys, device)
-    work_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    work_dtype = output_dtype(logits, plan)
     out = torch.empty(batch, positions, classes, dtype=work_dtype, device=device)
     out.view(rows.shape).copy_(rows)  # one copy: layout to (B, P, C) and dtype to float32
 
@@ -264,10 +270,41 @@ def modulate_logits(
         keep = torch.tensor(plan.identity_rows, dtype=torch.int64, device=device)
         out.view(rows.shape).index_copy_(0, keep, rows.index_select(0, keep).to(work_dtype))
 
-    result = out.view(rows.shape).to(logits.dtype)
+    result = out.view(rows.shape)
     if logits.ndim == 1:
         return result[0]
     return result.movedim(-1, dim).contiguous()
+
+
+RESOLUTION = 2.0**-8
+"""The modulated values are computed in float64 where float32's spacing at the largest finite logit exceeds
+``RESOLUTION`` times the smallest noise std of the batch: rounding then biases ties by well under 1 %."""
+
+
+def output_dtype(logits: Tensor, plan: ModulationBatch) -> torch.dtype:
+    """The dtype :func:`modulate_logits` computes and returns a noisy batch in.
+
+    float64 for float64 logits. Otherwise float32, promoted to float64 when the spacing of float32 at the
+    largest finite ``|logit|`` is coarser than ``RESOLUTION`` times the smallest non-zero std (utility or
+    focus) of any row, so the noise is not rounded into ties. One reduction over the logits.
+
+    Example:
+        >>> plan = ModulationBatch.build(Modulation(sigma=1e-3), 1, 3)
+        >>> output_dtype(torch.tensor([[3.0, 3.0, 0.0]], dtype=torch.bfloat16), plan)
+        torch.float32
+        >>> output_dtype(torch.tensor([[1e4, 1e4, 0.0]]), plan)
+        torch.float64
+    """
+    if logits.dtype == torch.float64:
+        return torch.float64
+    stds = torch.cat([plan.sigma.abs().flatten(), plan.focus_sigma.abs().flatten()])
+    stds = stds[stds > 0]
+    if not stds.numel() or not logits.numel():
+        return torch.float32
+    magnitude = logits.detach().abs().to(torch.float32)
+    largest = float(torch.where(torch.isfinite(magnitude), magnitude, 0.0).max())
+    spacing = math.ulp(float(torch.tensor(largest, dtype=torch.float32))) * 2.0**29  # float64 ulp -> float32 ulp
+    return torch.float64 if spacing > RESOLUTION * float(stds.min()) else torch.float32
 
 
 def _rows_view(logits: Tensor, dim: int) -> Tensor:

@@ -44,16 +44,19 @@ class SortedGaps:
 
 def bin_width(sigma: float) -> float:
     """The bin width for ``sigma``: ``0.3·σ`` rounded down to a quarter octave, so nearby sigmas share bins."""
-    return float(2.0 ** (math.floor(4.0 * math.log2(BIN_WIDTH * sigma)) / 4.0))
+    return float(2.0 ** (math.floor(4.0 * math.log2(max(BIN_WIDTH * sigma, 1e-300))) / 4.0))
 
 
-def compress(gaps: SortedGaps, width: float, limit: float) -> tuple[Tensor, Tensor]:
+def compress(gaps: SortedGaps, width: float, limit: float, floor: float = -math.inf) -> tuple[Tensor, Tensor]:
     """Two-point Gauss rule per bin of gaps.
 
     Args:
         gaps: Sorted gaps of ``n`` rows.
         width: Bin width, in the units of the gaps.
         limit: Gaps above this are dropped (their ``Φ`` is 1 at every node that matters).
+        floor: Bins start at ``max(smallest gap, floor)``; gaps below it are dropped. Rows with such gaps
+            get meaningless points: the caller reports them itself (a competitor that far ahead means
+            probability 0), and the number of bins stays ``(limit - floor)/width`` whatever the gaps.
 
     Returns:
         ``(nodes, weights)``, each ``(n, P)`` float64; nodes ascending along a row, in the units of the gaps.
@@ -65,9 +68,10 @@ def compress(gaps: SortedGaps, width: float, limit: float) -> tuple[Tensor, Tens
         ([0.0184, 0.1816, 5.0, 5.0], [1.5, 1.5, 0.5, 0.5])
     """
     ref = gaps.ref  # (n, 1)
-    span = (torch.clamp(gaps.sorted[:, -1:], max=limit) - ref).clamp(min=0.0)
+    start = ref.clamp(min=floor)
+    span = (torch.clamp(gaps.sorted[:, -1:], max=limit) - start).clamp(min=0.0)
     bins = max(1, math.ceil(float(span.max()) / width) + 1) if span.numel() else 1
-    edges = ref + width * torch.arange(bins + 1, dtype=torch.float64)  # (n, B+1)
+    edges = start + width * torch.arange(bins + 1, dtype=torch.float64)  # (n, B+1)
     index = torch.searchsorted(gaps.sorted, edges)  # values in [edge_b, edge_b+1) go to bin b
     count = (index[:, 1:] - index[:, :-1]).to(torch.float64)  # (n, B)
     prefix = gaps.moments.gather(2, index[None].expand(3, -1, -1))  # (3, n, B+1)

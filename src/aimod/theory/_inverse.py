@@ -12,6 +12,7 @@ from torch import Tensor
 from aimod.errors import InvalidLogitsError, InvalidTargetError
 from aimod.modulation import ClassKey, Id2Label, Modulation, ResolvedModulation
 from aimod.theory._checks import check_logits, focus_only
+from aimod.theory._limits import normalise, sigma_limit
 from aimod.theory._probabilities import probabilities
 from aimod.theory._retention import UtilityRetention
 
@@ -20,6 +21,8 @@ __all__ = ["sigma_for"]
 _FINE_STEP, _GRID = 2.0, 21  # without focus: 21 sigmas from std/1024 to std*1024 per pass
 _COARSE_STEP = 4.0  # with focus: one sigma at a time, from std upwards
 _MAX_RATIO = 1e30  # give up when sigma reaches this many logit stds
+CHANCE_MARGIN = 1e-4
+"""Targets must be at least ``1/K + CHANCE_MARGIN``: nearer chance the sigma is unbounded and meaningless."""
 _TOLERANCE = 1e-9  # relative tolerance on sigma; the agreement is then exact to its own ~1e-5
 
 
@@ -43,7 +46,9 @@ def sigma_for(
 
     Args:
         logits: Clean logits ``(N, K)`` of a representative data set, floating, finite, ``N >= 1``, ``K >= 2``.
-        target: Wanted mean agreement, in ``(1/K, 1]``; 1 gives 0.0.
+        target: Wanted mean agreement, in ``[1/K + 1e-4, 1]`` (``CHANCE_MARGIN``); 1 gives 0.0. Where some rows
+            have exactly tied top logits, the agreement drops at once from its sigma-0 value to its limit as
+            sigma -> 0+ (noise breaks the ties), and targets in between are unreachable.
         focus: Focus applied along with the utility noise: a mapping from class id or name to signed std,
             or a :class:`~aimod.Modulation` with ``sigma=0``; None for utility only.
         id2label: Class names by id, to resolve named focus classes.
@@ -53,8 +58,8 @@ def sigma_for(
 
     Raises:
         InvalidLogitsError: If ``logits`` is not a finite floating ``(N, K)`` tensor with ``N >= 1``.
-        InvalidTargetError: If ``target`` is not a number in ``(1/K, 1]``, is above what the focus allows, or is
-            too close to ``1/K`` to be resolved.
+        InvalidTargetError: If ``target`` is not a number in ``[1/K + 1e-4, 1]``, is above what the focus
+            allows, or lies in the jump that tied rows make at sigma 0+.
         InvalidArgumentError: If ``focus`` is a Modulation with a non-zero sigma.
         UnknownClassError: If a focus class is not one of the ``K`` classes.
 
@@ -83,6 +88,14 @@ def sigma_for(
     goal = float(target)
     if not chance < goal <= 1.0:
         raise InvalidTargetError("target", target, allowed, fix)
+    if goal < chance + CHANCE_MARGIN:
+        raise InvalidTargetError(
+            "target",
+            target,
+            f"at least 1/K + {CHANCE_MARGIN:g} = {chance + CHANCE_MARGIN:.6g}: closer to chance, the sigma grows "
+            "without bound and means nothing",
+            "Use a target clearly above chance; any sigma much larger than the logit spread gives about 1/K.",
+        )
 
     resolved = focus_only(focus).resolve(num_classes, id2label)
     mean_agreement = _mean_agreement(z, resolved)
@@ -95,6 +108,16 @@ def sigma_for(
             target,
             f"at most {at_zero:.6g}, the mean agreement of this focus alone (sigma 0)",
             "Lower the target, or weaken the focus.",
+        )
+    just_above = _limit_agreement(z, resolved)
+    if goal > just_above:  # tied rows: any sigma > 0 splits their ties, so the agreement jumps down at 0
+        raise InvalidTargetError(
+            "target",
+            target,
+            f"at most {just_above:.6g}, the mean agreement as sigma -> 0+: some rows have tied top logits, and "
+            "any utility noise breaks those ties at random",
+            "Lower the target, or pass logits without exact ties (the clean model's own choice among tied "
+            "classes is the first index, which no noisy model keeps).",
         )
     # Bracket: without focus all sigmas of a geometric grid cost one pass over the sorted gaps; with focus
     # each sigma is a full quadrature, so the grid is walked one coarse step at a time.
@@ -117,6 +140,15 @@ def sigma_for(
         )
     root: float = brentq(lambda s: mean_agreement([s])[0] - goal, low, high, xtol=1e-300, rtol=_TOLERANCE)
     return root
+
+
+def _limit_agreement(logits: Tensor, focus: ResolvedModulation) -> float:
+    """Mean agreement in the limit sigma -> 0+ (ties among the non-focused leaders split)."""
+    z, _ = normalise(logits)
+    zero = ResolvedModulation(0.0, focus.class_ids, focus.strengths)
+    clean = logits.argmax(1)
+    limit = sigma_limit(z, focus.class_ids, focus.strengths, clean, lambda rows: probabilities(rows, zero, None))
+    return float(limit.mean())
 
 
 def _mean_agreement(logits: Tensor, focus: ResolvedModulation) -> Callable[[list[float]], list[float]]:

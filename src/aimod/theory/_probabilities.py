@@ -10,6 +10,7 @@ from aimod.theory._checks import check_labels, check_logits, output_dtype, resol
 from aimod.theory._compress import SortedGaps
 from aimod.theory._engine import integrate
 from aimod.theory._laws import promotion_probability, suppression_probability
+from aimod.theory._limits import magnify, negligible_rows, normalise, scale_sigma, sigma_limit
 from aimod.theory._retention import UtilityRetention
 
 __all__ = ["accuracy", "agreement", "class_probabilities", "probabilities"]
@@ -117,6 +118,9 @@ def probabilities(
 ) -> Tensor:
     """Dispatches to the cheapest exact method.
 
+    Rows are shifted to a maximum of 0 (and huge logits scaled, see :mod:`aimod.theory._limits`); rows where
+    sigma is negligible against every gap take the sigma -> 0 limit in closed form, the others quadrature.
+
     Args:
         logits: ``(N, K)`` float64 CPU logits, finite.
         resolved: The modulation with its focus resolved to class ids.
@@ -126,6 +130,42 @@ def probabilities(
     Returns:
         ``(N, K)`` float64, or ``(N,)`` for the given classes.
     """
+    logits, factor = normalise(logits)
+    if factor != 1.0:
+        resolved = ResolvedModulation(
+            scale_sigma(resolved.sigma, factor), resolved.class_ids, tuple(s * factor for s in resolved.strengths)
+        )
+        gaps = None
+    if resolved.sigma > 0.0 and logits.shape[0] and logits.shape[1] > 1:
+        limit = negligible_rows(logits, resolved.sigma, resolved.class_ids, resolved.strengths)
+        if bool(limit.any()):
+            return _split(logits, resolved, classes, limit)
+    if 0.0 < resolved.sigma < 2.0**-900:  # gap/σ and φ/σ would overflow: scale up (decisions do not change)
+        logits, sigma, strengths = magnify(logits, resolved.sigma, resolved.strengths)
+        resolved, gaps = ResolvedModulation(sigma, resolved.class_ids, strengths), None
+    return _probabilities(logits, resolved, classes, gaps)
+
+
+def _split(logits: Tensor, resolved: ResolvedModulation, classes: Tensor | None, limit: Tensor) -> Tensor:
+    """Rows where sigma is negligible from the sigma -> 0 limit, the others by quadrature."""
+    zero = ResolvedModulation(0.0, resolved.class_ids, resolved.strengths)
+    out = torch.empty(logits.shape if classes is None else (logits.shape[0],), dtype=torch.float64)
+    picked = None if classes is None else classes[limit]
+    out[limit] = sigma_limit(
+        logits[limit], resolved.class_ids, resolved.strengths, picked, lambda z: _probabilities(z, zero, None, None)
+    )
+    rest = ~limit
+    if bool(rest.any()):
+        z_rest, sigma, strengths = magnify(logits[rest], resolved.sigma, resolved.strengths)
+        picked = None if classes is None else classes[rest]
+        out[rest] = _probabilities(z_rest, ResolvedModulation(sigma, resolved.class_ids, strengths), picked, None)
+    return out
+
+
+def _probabilities(
+    logits: Tensor, resolved: ResolvedModulation, classes: Tensor | None, gaps: SortedGaps | None
+) -> Tensor:
+    """:func:`probabilities` on normalised logits, without the sigma -> 0 rows."""
     num_rows, num_classes = logits.shape
     sigma, ids, strengths = resolved.sigma, resolved.class_ids, resolved.strengths
     if num_rows == 0:

@@ -41,11 +41,14 @@ def gauss_legendre(order: int, dtype: torch.dtype = torch.float64) -> tuple[Tens
     return torch.tensor(nodes, dtype=dtype), torch.tensor(weights, dtype=dtype)
 
 
-def graded_panels(lo: Tensor, hi: Tensor, breaks: Tensor, scale: Tensor, order: int) -> tuple[Tensor, Tensor]:
+def graded_panels(
+    lo: Tensor, hi: Tensor, breaks: Tensor, scale: Tensor, order: int, *, smooth: bool = False
+) -> tuple[Tensor, Tensor]:
     """Nodes and weights of a composite Gauss–Legendre rule on ``[lo, hi]``, graded towards breakpoints.
 
     Panel ends are ``lo``, ``hi``, every breakpoint ``b`` and ``b ± scale·2^k`` for ``k = 0, 1, ...`` until the
-    whole interval is covered, clipped to ``[lo, hi]``. Clipped duplicates give empty panels of weight 0, so
+    whole interval is covered (these rounded to multiples of ``scale/4`` from ``lo``), clipped to ``[lo, hi]``.
+    Clipped duplicates give empty panels of weight 0, so
     panels are dropped where every row has one; elsewhere they stay, with weight 0, so that every row gets the
     same number of nodes. Rows with ``hi <= lo`` get all-zero weights.
 
@@ -55,6 +58,8 @@ def graded_panels(lo: Tensor, hi: Tensor, breaks: Tensor, scale: Tensor, order: 
         breaks: Breakpoints, shape ``(N, B)``; non-finite entries are ignored.
         scale: Width of the panels next to a breakpoint, shape ``(N,)``, > 0.
         order: Gauss–Legendre nodes per panel.
+        smooth: True when the integrand is smooth at the breakpoints (only its scale changes there): then
+            the breakpoints snap to the ``scale/4`` grid too, so crowded breakpoints share panels.
 
     Returns:
         ``(nodes, weights)``, each of shape ``(N, M)`` with ``M = order x`` the largest number of non-empty
@@ -72,6 +77,13 @@ def graded_panels(lo: Tensor, hi: Tensor, breaks: Tensor, scale: Tensor, order: 
     levels = min(_MAX_LEVELS, max(1, math.ceil(math.log2(max(ratio, 1.0))) + 1))
     offsets = scale[:, None] * (2.0 ** torch.arange(levels, dtype=lo.dtype))  # (N, L)
     graded = breaks[:, :, None] + torch.cat([-offsets, offsets], 1)[:, None, :]  # (N, B, 2L)
+    # Graded ends (not the breakpoints) snap to a grid of scale/4, so where many breakpoints crowd together
+    # their graded ends coincide and the empty panels between them are dropped: at most about
+    # 4·(hi - lo)/scale + 2·B panels per row, instead of B·2L.
+    step = 0.25 * scale[:, None, None]
+    graded = lo[:, None, None] + torch.round((graded - lo[:, None, None]) / step) * step
+    if smooth:
+        breaks = lo[:, None] + torch.round((breaks - lo[:, None]) / step[:, :, 0]) * step[:, :, 0]
     ends = torch.cat([lo[:, None], hi[:, None], breaks, graded.flatten(1)], 1)
     ends = torch.minimum(torch.maximum(ends, lo[:, None]), hi[:, None]).sort(1).values  # (N, P)
     left, right = _drop_empty(ends[:, :-1], ends[:, 1:])

@@ -8,7 +8,11 @@ Three steps make it cheap for thousands of classes and sigmas while keeping ~1e-
 
 1. **Compression** (:mod:`aimod.theory._compress`). The gaps of a row are sorted once; for each sigma they
    are cut into bins of width ``<= 0.3·σ`` and each bin becomes the two-point Gauss rule of its own points.
-   Classes with ``x > 12`` are dropped: ``Φ(u + x) > 1 - 2e-8`` at every node ``u >= -6.5``.
+   Classes with ``x > 12`` are dropped: ``Φ(u + x) > 1 - 2e-8`` at every node ``u >= -6.5``. Bins start no
+   lower than ``x = -11`` (a competitor 11 sigma ahead makes ``P(c) < 1e-14``, reported as 0), so a sigma
+   costs at most ``23/0.3`` bins per row whatever the gaps; rows where c is tied with some classes and more
+   than 40 sigma ahead of all others get ``1/(ties + 1)`` exactly. Logits are first shifted and, if huge,
+   scaled (:func:`aimod.theory._limits.normalise`).
 2. **Interval.** ``ℓ`` is concave, so by Jensen ``ℓ(u) <= W·log Φ(u + x̄)`` for any subset of the points with
    total weight ``W`` and mean ``x̄``; the best such bound over the prefixes of the sorted points gives, with
    no iteration, a ``u_lo`` below which ``ℓ < -15``. The upper end is ``u = 5`` (``1 - Φ(5) ≈ 3e-7``).
@@ -29,6 +33,7 @@ import torch
 from torch import Tensor
 
 from aimod.theory._compress import SortedGaps, bin_width, compress, log_cdf_sum
+from aimod.theory._limits import CLEAR_GAP, normalise, scale_sigma
 from aimod.theory._quadrature import gauss_legendre
 
 __all__ = ["UtilityRetention"]
@@ -52,6 +57,14 @@ class _Chunk:
         self.gaps = SortedGaps(gaps.sort(1).values[:, :-1], is_sorted=True)
         self.wins_clean = (logits.argmax(1) == classes).to(torch.float64)
         self.rows = logits.shape[0]
+        sorted_gaps = self.gaps.sorted
+        ties = (sorted_gaps == 0).sum(1)  # other classes tied with c
+        self.tie_share = 1.0 / (ties + 1).to(torch.float64)  # P(c) when every other gap is 0 or far
+        self.lead = torch.full((self.rows,), math.inf, dtype=torch.float64)  # smallest positive gap
+        if sorted_gaps.shape[1]:
+            has_next = ties < sorted_gaps.shape[1]
+            nxt = sorted_gaps.gather(1, ties.clamp(max=sorted_gaps.shape[1] - 1)[:, None])[:, 0]
+            self.lead = torch.where(has_next, nxt, math.inf)
 
 
 class UtilityRetention:
@@ -69,6 +82,7 @@ class UtilityRetention:
     """
 
     def __init__(self, logits: Tensor, classes: Tensor) -> None:
+        logits, self.factor = normalise(logits)
         self.logits = logits
         self.classes = classes
         num_rows, num_classes = logits.shape
@@ -87,6 +101,7 @@ class UtilityRetention:
 
     def __call__(self, sigmas: Sequence[float]) -> Tensor:
         """Probabilities of shape ``(S, N)``, float64, for sigmas ``>= 0``."""
+        sigmas = [scale_sigma(float(sigma), self.factor) for sigma in sigmas]
         num_rows, num_classes = self.logits.shape
         out = torch.empty(len(sigmas), num_rows, dtype=torch.float64)
         if num_classes == 1:
@@ -102,9 +117,18 @@ class UtilityRetention:
                 if sigma == 0:
                     out[i, start:stop] = chunk.wins_clean
             for width, members in levels.items():
-                nodes, weight = compress(chunk.gaps, width, _X_MAX * max(sigmas[i] for i in members))
+                largest = max(sigmas[i] for i in members)
+                if not bool((chunk.gaps.ref[:, 0] >= -_X_DEAD * largest).any()):  # every row has lost
+                    for i in members:
+                        out[i, start:stop] = 0.0
+                    continue
+                nodes, weight = compress(chunk.gaps, width, _X_MAX * largest, -_X_DEAD * largest)
                 for i in members:
-                    out[i, start:stop] = _retention(chunk.gaps, nodes, weight, float(sigmas[i]))
+                    sigma = float(sigmas[i])
+                    value = _retention(chunk.gaps, nodes, weight, sigma)
+                    # c tied with some classes and far ahead of the rest: shares the win with them exactly
+                    clear = (chunk.gaps.ref[:, 0] >= 0) & (chunk.lead > CLEAR_GAP * sigma)
+                    out[i, start:stop] = torch.where(clear, chunk.tie_share, value)
             start = stop
         return out
 
