@@ -31,11 +31,13 @@ NEGLIGIBLE = 1e-9
 _LARGEST = 2.0**1000  # logits beyond this are scaled down by a power of two before gaps are formed
 
 
-def normalise(logits: Tensor) -> tuple[Tensor, float]:
+def normalise(logits: Tensor, *, shift: bool = True) -> tuple[Tensor, float]:
     """Each row shifted to a maximum of 0, scaled by a power of two if its values are huge.
 
     Args:
         logits: ``(N, K)`` float64 finite logits.
+        shift: False leaves the rows where they are (for callers that use only gaps between logits, which a
+            shift does not change): then ordinary logits come back as they are, at no cost.
 
     Returns:
         ``(z, factor)``: the logits to use, and the factor by which sigma and focus stds must be multiplied.
@@ -47,11 +49,12 @@ def normalise(logits: Tensor) -> tuple[Tensor, float]:
     """
     factor = 1.0
     if logits.numel():
-        largest = float(logits.abs().max())
+        low, high = torch.aminmax(logits)
+        largest = max(-float(low), float(high))
         if largest > _LARGEST:
             factor = 2.0 ** (1000 - math.ceil(math.log2(largest)))
             logits = logits * factor
-    if logits.numel():
+    if shift and logits.numel():
         logits = logits - logits.max(1, keepdim=True).values
     return logits, factor
 

@@ -58,13 +58,15 @@ class _Chunk:
         self.wins_clean = (logits.argmax(1) == classes).to(torch.float64)
         self.rows = logits.shape[0]
         sorted_gaps = self.gaps.sorted
-        ties = (sorted_gaps == 0).sum(1)  # other classes tied with c
-        self.tie_share = 1.0 / (ties + 1).to(torch.float64)  # P(c) when every other gap is 0 or far
-        self.lead = torch.full((self.rows,), math.inf, dtype=torch.float64)  # smallest positive gap
+        # other classes tied with c, and the smallest positive gap: by bisection of the sorted rows
+        zero = torch.zeros(self.rows, 1, dtype=sorted_gaps.dtype)
+        below = torch.searchsorted(sorted_gaps, zero)[:, 0]
+        upto = torch.searchsorted(sorted_gaps, zero, right=True)[:, 0]
+        self.tie_share = 1.0 / (upto - below + 1).to(torch.float64)  # P(c) when every other gap is 0 or far
+        self.lead = torch.full((self.rows,), math.inf, dtype=torch.float64)
         if sorted_gaps.shape[1]:
-            has_next = ties < sorted_gaps.shape[1]
-            nxt = sorted_gaps.gather(1, ties.clamp(max=sorted_gaps.shape[1] - 1)[:, None])[:, 0]
-            self.lead = torch.where(has_next, nxt, math.inf)
+            nxt = sorted_gaps.gather(1, upto.clamp(max=sorted_gaps.shape[1] - 1)[:, None])[:, 0]
+            self.lead = torch.where(upto < sorted_gaps.shape[1], nxt, math.inf)
 
 
 class UtilityRetention:
@@ -82,7 +84,7 @@ class UtilityRetention:
     """
 
     def __init__(self, logits: Tensor, classes: Tensor) -> None:
-        logits, self.factor = normalise(logits)
+        logits, self.factor = normalise(logits, shift=False)  # gaps only: scaled if huge, never shifted
         self.logits = logits
         self.classes = classes
         num_rows, num_classes = logits.shape
@@ -147,6 +149,12 @@ def _retention(gaps: SortedGaps, nodes: Tensor, weight: Tensor, sigma: float) ->
     position = position.masked_fill(far, 2.0 * _X_MAX)
     weight = weight.masked_fill(far, 0.0)
     u_lo = _lower_end(position, weight)  # (n,)
+    # Nodes sit at u >= u_lo, so points with u_lo + x > 5.5 have Φ > 1 - 2e-8 at every node, as those with
+    # x > 12 at u >= -6.5: drop them too, and the columns no row still needs (points ascend along a row).
+    far = position > (_X_MAX + _U_MIN - u_lo)[:, None]
+    needed = max(1, int((~far).sum(1).max()))
+    position = position.masked_fill(far, 2.0 * _X_MAX)[:, :needed]
+    weight = weight.masked_fill(far, 0.0)[:, :needed]
     points, weights = gauss_legendre(_NODES)
     half = 0.5 * (_U_MAX - u_lo)[:, None]
     u = (0.5 * (_U_MAX + u_lo))[:, None] + half * points  # (n, Q)
