@@ -29,6 +29,7 @@ LAYERS = {
     "theory": 1,
     "models": 2,
     "text": 2,
+    "vllm": 2,
     "data": 3,
     "catalog": 4,
     "eval": 5,
