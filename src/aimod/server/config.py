@@ -23,7 +23,7 @@ Example ``server.toml``::
     key_sha256 = "sha256:9f86d0..."   # `aimod new-key` prints a key and this line; the key itself is never stored
 
     [engine]                          # optional: what runs the model (default: by the model's kind)
-    kind = "batched"                  # "hf" for a language model, "batched" for a vision model
+    kind = "batched"                  # "hf" or "vllm" for a language model, "batched" for a vision model
 
     [server]                          # all optional
     host = "127.0.0.1"
@@ -102,8 +102,15 @@ class EngineConfig(Strict):
     """``[engine]``: what runs the model behind the routes (:mod:`aimod.server.engines`)."""
 
     kind: str | None = None
-    """``"hf"`` (batched Hugging Face ``generate``) for a language model, ``"batched"`` (fixed-shape batches)
-    for a vision model; unset: the one for the model's kind. ``"vllm"`` is the planned second text engine."""
+    """``"hf"`` (batched Hugging Face ``generate``) or ``"vllm"`` (vLLM's continuous batching, in its own
+    environment: docs/vllm.md) for a language model, ``"batched"`` (fixed-shape batches) for a vision model;
+    unset: the one for the model's kind."""
+    max_model_len: int | None = Field(default=None, ge=16, le=1_048_576)
+    """``vllm``: the longest prompt plus completion, in tokens (unset: the model's context)."""
+    kv_cache_gib: float = Field(default=1.0, gt=0, le=4096)
+    """``vllm``: memory for the KV cache, in GiB (``VLLM_CPU_KVCACHE_SPACE`` on CPU builds)."""
+    max_num_seqs: int = Field(default=16, ge=1, le=4096)
+    """``vllm``: the most sequences decoded at once; more requests wait in vLLM's queue."""
 
     @field_validator("kind")
     @classmethod

@@ -92,11 +92,13 @@ def build(config: ServerConfig, noise: KeyedNoise | str, *, loaded: VisionModel 
     try:
         if isinstance(loaded, TextModel):
             policy = FocusPolicy(config.focus, id2label=None, tokenizer=loaded.tokenizer)
-            text_side = text_engine(engine, loaded.model, loaded.tokenizer, noise, config.server)
-            return Served(config, loaded.name, "text", tiers, calibration, tenants, policy, text=text_side)
-        policy = FocusPolicy(config.focus, id2label=loaded.id2label)
+        else:
+            policy = FocusPolicy(config.focus, id2label=loaded.id2label)
     except AimodError as error:
         raise ConfigError(where, "focus.allowed", str(error)) from None
+    if isinstance(loaded, TextModel):
+        text_side = text_engine(engine, loaded.model, loaded.tokenizer, noise, config.server, config)
+        return Served(config, loaded.name, "text", tiers, calibration, tenants, policy, text=text_side)
     vision = vision_engine(engine, loaded, noise, config.server)
     kind: Literal["classification", "segmentation"] = (
         "segmentation" if loaded.kind == "segmentation" else "classification"

@@ -4,7 +4,9 @@
 ``SamplingParams.extra_args`` (see :func:`extra_args`) the same keyed noise as the Hugging Face path: each row's
 key is the digest of its token prefix, exactly :func:`aimod.text.prefix_keys`'s, so one secret gives the same
 noise on both engines. The secret is read in the engine's own process from ``$AIMOD_SECRET_FILE`` (the first line
-of that file) or ``$AIMOD_SECRET``; it never travels in a request.
+of that file) or ``$AIMOD_SECRET``; it never travels in a request. ``$AIMOD_NOISE`` picks the noise source:
+``keyed`` (:class:`~aimod.KeyedNoise`, the default) or the field ``aimod serve`` uses for language models
+(``field:scale=3.0,features=64,clip=5.0``, :class:`~aimod.FieldNoise`); :func:`noise_spec` writes it.
 
 Load it with ``vllm.LLM(..., logits_processors=[AimodLogitsProcessor])`` or
 ``vllm serve ... --logits-processors aimod.vllm:AimodLogitsProcessor``. With ``vllm serve`` the caller picks its
@@ -26,24 +28,30 @@ from typing import Any
 from aimod.vllm.args import (
     FOCUS_IDS,
     FOCUS_SIGMAS,
+    NOISE_ENV,
     SECRET_ENV,
     SECRET_FILE_ENV,
     SIGMA,
+    engine_noise,
     engine_secret,
     extra_args,
     modulation_from_extra_args,
+    noise_spec,
 )
 
 __all__ = [
     "FOCUS_IDS",
     "FOCUS_SIGMAS",
     "SECRET_ENV",
+    "NOISE_ENV",
     "SECRET_FILE_ENV",
     "SIGMA",
     "AimodLogitsProcessor",
+    "engine_noise",
     "engine_secret",
     "extra_args",
     "modulation_from_extra_args",
+    "noise_spec",
 ]
 
 

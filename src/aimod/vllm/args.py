@@ -26,17 +26,22 @@ from pathlib import Path
 from typing import Any
 
 from aimod.errors import AimodError
+from aimod.field import FieldNoise
 from aimod.modulation import Modulation
+from aimod.noise import KeyedNoise, NoiseSource
 
 __all__ = [
     "FOCUS_IDS",
     "FOCUS_SIGMAS",
     "SECRET_ENV",
     "SECRET_FILE_ENV",
+    "NOISE_ENV",
     "SIGMA",
+    "engine_noise",
     "engine_secret",
     "extra_args",
     "modulation_from_extra_args",
+    "noise_spec",
 ]
 
 SIGMA = "aimod_sigma"
@@ -46,6 +51,8 @@ SECRET_ENV = "AIMOD_SECRET"
 """The environment variable holding the noise secret in the engine's process."""
 SECRET_FILE_ENV = "AIMOD_SECRET_FILE"
 """Or: the path of a file whose first line is the secret (takes precedence over :data:`SECRET_ENV`)."""
+NOISE_ENV = "AIMOD_NOISE"
+"""The engine's noise source: ``keyed`` (the default) or ``field:scale=S,features=D,clip=C`` (:func:`noise_spec`)."""
 _KNOWN = {SIGMA, FOCUS_IDS, FOCUS_SIGMAS}
 
 
@@ -143,3 +150,52 @@ def engine_secret() -> str | None:
     if len(value) < 16:
         raise ValueError(f"the noise secret in {where} has {len(value)} characters; use at least 16")
     return value
+
+
+def noise_spec(noise: NoiseSource) -> str:
+    """The :data:`NOISE_ENV` value that makes an engine build the same kind of noise source (the secret apart).
+
+    Example:
+        >>> noise_spec(KeyedNoise("a long owner secret")), noise_spec(FieldNoise.for_text("a long owner secret"))
+        ('keyed', 'field:scale=3.0,features=64,clip=5.0')
+
+    Raises:
+        ValueError: For a noise source other than KeyedNoise and FieldNoise (SeededNoise is for experiments).
+    """
+    if isinstance(noise, FieldNoise):
+        return f"field:scale={noise.scale!r},features={noise.features},clip={noise.clip!r}"
+    if isinstance(noise, KeyedNoise):
+        return "keyed"
+    raise ValueError(f"a vLLM engine draws KeyedNoise or FieldNoise, not {type(noise).__name__}")
+
+
+def engine_noise(secret: str) -> NoiseSource:
+    """The noise source ``$AIMOD_NOISE`` names (``keyed`` when unset), with ``secret``.
+
+    Example:
+        >>> engine_noise("a long owner secret")
+        KeyedNoise(secret=<hidden>)
+
+    Raises:
+        ValueError: When ``$AIMOD_NOISE`` is neither ``keyed`` nor a valid ``field:...`` spec.
+    """
+    spec = os.environ.get(NOISE_ENV, "keyed").strip()
+    if spec == "keyed":
+        return KeyedNoise(secret)
+    kind, _, rest = spec.partition(":")
+    if kind == "field":
+        try:
+            items = dict(item.split("=", 1) for item in rest.split(",")) if rest else {}
+            extra = sorted(set(items) - {"scale", "features", "clip"})
+            if not extra:
+                return FieldNoise(
+                    secret,
+                    scale=float(items.get("scale", 3.0)),
+                    features=int(items.get("features", 256)),
+                    clip=float(items.get("clip", 30.0)),
+                )
+        except (ValueError, AimodError):
+            pass
+    raise ValueError(
+        f"${NOISE_ENV} is {spec!r}; use 'keyed' or 'field:scale=3.0,features=64,clip=5.0' (aimod.vllm.noise_spec)"
+    )

@@ -6,7 +6,8 @@ with its prompt's token ids and a live reference to its output token list, which
 sampled token. This processor keeps, per batch row, the digest state of the row's prefix (a wrapping sum of
 per-position terms, :mod:`aimod.digest`) and extends it with the row's new output tokens at every update, one
 tensor call for the whole batch. At ``apply`` the keys are finalised for the modulated rows, their logits go
-through :func:`aimod.modulate_logits` with :class:`~aimod.KeyedNoise`, and are written back; rows without
+through :func:`aimod.modulate_logits` with the engine's noise source (:class:`~aimod.KeyedNoise`, or the
+:class:`~aimod.FieldNoise` of ``aimod serve``: :func:`aimod.vllm.engine_noise`), and are written back; rows without
 aimod arguments are not touched. There is no Python loop over rows in ``apply``.
 
 vLLM computes returned logprobs *before* custom processors unless the engine runs with
@@ -29,9 +30,8 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDi
 
 from aimod.digest import finalize_state, token_contributions
 from aimod.modulation import Modulation
-from aimod.noise import KeyedNoise
 from aimod.redistribute import ModulationBatch, modulate_logits
-from aimod.vllm.args import SECRET_ENV, SECRET_FILE_ENV, engine_secret, modulation_from_extra_args
+from aimod.vllm.args import SECRET_ENV, SECRET_FILE_ENV, engine_noise, engine_secret, modulation_from_extra_args
 from vllm import SamplingParams
 
 __all__ = ["AimodLogitsProcessor"]
@@ -77,7 +77,7 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
                 f"aimod's vLLM logits processor needs the noise secret in the engine's environment: set "
                 f"${SECRET_ENV} (or ${SECRET_FILE_ENV} to a file whose first line is the secret) before starting vLLM"
             )
-        self._noise = KeyedNoise(secret)
+        self._noise = engine_noise(secret)  # KeyedNoise, or $AIMOD_NOISE's FieldNoise
         self._device = torch.device(device)
         capacity = int(vllm_config.scheduler_config.max_num_seqs)
         self._state = torch.zeros(capacity, dtype=torch.int64)  # digest state of each batch row's prefix

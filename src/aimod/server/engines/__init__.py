@@ -4,9 +4,11 @@ The text routes talk to a :class:`TextEngine`, the vision routes to a :class:`Vi
 (they raise :class:`~aimod.errors.RequestError` subclasses). Today there is one of each:
 
 * ``hf`` (:mod:`aimod.server.engines.hf`): batched Hugging Face ``generate`` with the AIM logits processor;
+* ``vllm`` (:mod:`aimod.server.engines.vllm`): vLLM's async engine in-process (continuous batching) with
+  :class:`aimod.vllm.AimodLogitsProcessor`; it needs the ``.venv-vllm`` environment (docs/vllm.md);
 * ``batched`` (:mod:`aimod.server.engines.batched_vision`): the fixed-shape batcher of a vision model.
 
-To add an engine (``vllm`` is the planned second text engine), write one module with a class that has the
+To add an engine, write one module with a class that has the
 protocol's methods and the constructor signature of its family, and register it below as ``"module:Class"``; it
 is imported only when a server is configured to use it, so its heavy dependencies stay optional.
 """
@@ -24,14 +26,15 @@ if TYPE_CHECKING:
     from aimod.modulation import Modulation
     from aimod.noise import NoiseSource
     from aimod.server.batching import BatchStats, ShutdownSummary
-    from aimod.server.config import ServerSettings
+    from aimod.server.config import ServerConfig, ServerSettings
     from aimod.server.text import TextRow
     from aimod.server.vision import VisionRow
 
 __all__ = ["TEXT_ENGINES", "VISION_ENGINES", "Engine", "TextEngine", "VisionEngine", "text_engine", "vision_engine"]
 
-TEXT_ENGINES = {"hf": "aimod.server.engines.hf:HFTextEngine"}
-"""Text engine kind -> ``"module:Class"``; the class is built as ``Class(model, tokenizer, noise, settings)``."""
+TEXT_ENGINES = {"hf": "aimod.server.engines.hf:HFTextEngine", "vllm": "aimod.server.engines.vllm:VLLMTextEngine"}
+"""Text engine kind -> ``"module:Class"``; the class is built as ``Class(model, tokenizer, noise, settings, config)``
+(``config``: the whole :class:`~aimod.server.config.ServerConfig`, for engines with settings of their own)."""
 
 VISION_ENGINES = {"batched": "aimod.server.engines.batched_vision:BatchedVisionEngine"}
 """Vision engine kind -> ``"module:Class"``; the class is built as ``Class(loaded, noise, settings)``."""
@@ -91,9 +94,16 @@ def _class(registry: Mapping[str, str], kind: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def text_engine(kind: str, model: Any, tokenizer: Any, noise: NoiseSource, settings: ServerSettings) -> TextEngine:
+def text_engine(
+    kind: str,
+    model: Any,
+    tokenizer: Any,
+    noise: NoiseSource,
+    settings: ServerSettings,
+    config: ServerConfig | None = None,
+) -> TextEngine:
     """The text engine ``kind`` (a key of :data:`TEXT_ENGINES`) for a loaded causal LM."""
-    engine: TextEngine = _class(TEXT_ENGINES, kind)(model, tokenizer, noise, settings)
+    engine: TextEngine = _class(TEXT_ENGINES, kind)(model, tokenizer, noise, settings, config)
     return engine
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aimod.noise import NoiseSource
 from aimod.server.batching import Batched
-from aimod.server.config import ServerSettings
+from aimod.server.config import ServerConfig, ServerSettings
 from aimod.server.text import TextRow, TextService
 
 __all__ = ["HFTextEngine"]
@@ -25,9 +25,17 @@ class HFTextEngine(TextService, Batched[TextRow, dict[str, Any]]):
         tokenizer: Its tokenizer.
         noise: The server's noise source.
         settings: ``[server]``: ``max_batch`` and ``batch_wait_ms``.
+        config: The whole configuration (unused: this engine has no settings of its own).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, noise: NoiseSource, settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        noise: NoiseSource,
+        settings: ServerSettings,
+        config: ServerConfig | None = None,
+    ) -> None:
         super().__init__(model, tokenizer, noise)
         self._batch_with(
             lambda rows: self.run(rows, self._batcher.abort),
