@@ -45,6 +45,7 @@ __all__ = [
     "KeyedNoise",
     "NoiseSource",
     "SeededNoise",
+    "normal_bound",
     "normals",
     "normals_at",
 ]
@@ -201,6 +202,32 @@ def _uniform24_to_normal(k: Tensor) -> Tensor:
     """Integer tensor of 24-bit values k -> float32 sqrt(2)·erfinv((2k+1)/2^24 - 1), a new tensor."""
     # k·2^-23 and the sum below are exact in float32, so u never reaches ±1.
     return k.to(torch.float32).mul_(2.0**-23).add_(2.0**-24 - 1.0).erfinv_().mul_(_SQRT2)
+
+
+_EDGE = 1 << 12
+"""How many of the 24-bit values at each end :func:`normal_bound` evaluates (the rest are below 4 in magnitude)."""
+_BOUNDS: dict[str, float] = {}
+
+
+def normal_bound(device: torch.device | str = "cpu") -> float:
+    """The largest ``|normal|`` :func:`normals` and :func:`normals_at` can return on ``device`` (about 5.42).
+
+    Taken from the float32 values actually produced at the extreme 24-bit inputs (the ``erfinv`` of a device may
+    round differently), not from the real-number formula; computed once per device type.
+
+    Example:
+        >>> 5.4 < normal_bound() < 5.5
+        True
+        >>> k = torch.tensor([0, (1 << 24) - 1])
+        >>> _uniform24_to_normal(k).abs().max().item() <= normal_bound()
+        True
+    """
+    kind = torch.device(device).type
+    if kind not in _BOUNDS:
+        edge = torch.arange(_EDGE, dtype=torch.int64, device=device)
+        k = torch.cat([edge, _MASK24 - edge])
+        _BOUNDS[kind] = float(_uniform24_to_normal(k).abs().max())
+    return _BOUNDS[kind]
 
 
 def normals(row_seeds: Tensor, num_positions: int, num_classes: int, stream: int = UTILITY_STREAM) -> Tensor:

@@ -23,9 +23,16 @@ from torch import Tensor
 from aimod import _checks
 from aimod.errors import InvalidArgumentError, InvalidLogitsError
 from aimod.modulation import Id2Label, Modulation, ResolvedModulation
-from aimod.noise import FOCUS_STREAM, NoiseSource, normals_at
+from aimod.noise import FOCUS_STREAM, KeyedNoise, NoiseSource, normal_bound, normals_at
 
-__all__ = ["RESOLUTION", "ModulationBatch", "modulate_logits", "output_dtype"]
+__all__ = [
+    "RESOLUTION",
+    "ModulationBatch",
+    "argmax_candidates",
+    "modulate_for_argmax",
+    "modulate_logits",
+    "output_dtype",
+]
 
 
 @dataclass(frozen=True)
@@ -274,6 +281,140 @@ def modulate_logits(
     if logits.ndim == 1:
         return result[0]
     return result.movedim(-1, dim).contiguous()
+
+
+def _round_up(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x`` (float64) in ``dtype``, rounded towards +inf: never below ``x``."""
+    y = x.to(dtype)
+    return torch.where(y.to(torch.float64) < x, torch.nextafter(y, torch.tensor(math.inf, dtype=dtype)), y)
+
+
+def _noise_range(logits: Tensor, plan: ModulationBatch, work_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``(lo, hi)``, each ``(B, V)`` in ``work_dtype``: every noisy value of :func:`modulate_logits` lies between."""
+    device = logits.device
+    z = logits.to(work_dtype)
+    m = normal_bound(device)
+    if plan.has_utility:
+        variance = plan.sigma.to(device).to(torch.float64).square()
+        from aimod.chain import brownian_bound
+
+        utility = _round_up(brownian_bound(variance, m), work_dtype)[:, None]
+    else:
+        utility = torch.zeros(z.shape[0], 1, dtype=work_dtype, device=device)
+    hi, lo = z + utility, z - utility
+    if plan.has_focus:
+        ids = plan.focus_ids.to(device)
+        strength = plan.focus_sigma.to(device)
+        reach = strength.abs().mul(torch.tensor(m, dtype=torch.float32, device=device))  # >= |m|·|σ_f| rounded
+        hi.scatter_add_(1, ids, torch.where(strength > 0, reach, 0.0).to(work_dtype))
+        lo.scatter_add_(1, ids, torch.where(strength < 0, -reach, 0.0).to(work_dtype))
+    return lo, hi
+
+
+def argmax_candidates(
+    logits: Tensor, plan: ModulationBatch, work_dtype: torch.dtype, result_dtype: torch.dtype | None = None
+) -> Tensor:
+    """The tokens that can still win the argmax of :func:`modulate_logits` with keyed noise: bool ``(B, V)``.
+
+    Every keyed normal is at most ``m = normal_bound()`` in magnitude, so a row's utility noise is at most
+    ``U = brownian_bound(σ²)`` (:func:`aimod.chain.brownian_bound`, rounding included) and a focused token's
+    focus noise lies in ``[0, m·σ_f]`` for ``σ_f > 0`` and in ``[m·σ_f, 0]`` for ``σ_f < 0``. With
+    ``hi_j = z_j + U + up_j`` and ``lo_j = z_j − U − down_j``, computed in ``work_dtype`` by the same float
+    operations in the same order as the noisy values (rounding is monotone, so each noisy value lies in
+    ``[lo_j, hi_j]``), a token with ``hi_j < max_k lo_k`` is beaten by the token holding that max, whatever the
+    noise: it is not a candidate. Every token that reaches the noisy maximum, ties included, is a candidate.
+    Rows holding NaN keep every token. ``result_dtype``: the dtype the caller rounds the noisy values to before
+    its argmax (the comparison is then made after that rounding too, so tokens that could tie there stay).
+
+    Example:
+        >>> plan = ModulationBatch.build(Modulation(sigma=1.0), 1, 4)
+        >>> argmax_candidates(torch.tensor([[0.0, 20.0, 10.0, -torch.inf]]), plan, torch.float32).tolist()
+        [[False, True, True, False]]
+    """
+    lo, hi = _noise_range(logits, plan, work_dtype)
+    best = lo.amax(-1, keepdim=True)
+    if result_dtype is not None and result_dtype != work_dtype:
+        hi, best = hi.to(result_dtype), best.to(result_dtype)
+    return (hi >= best) | best.isnan()
+
+
+def modulate_for_argmax(
+    logits: Tensor,
+    modulation: Modulation | Sequence[Modulation] | ModulationBatch,
+    *,
+    noise: KeyedNoise,
+    keys: Tensor,
+    id2label: Id2Label | None = None,
+    result_dtype: torch.dtype | None = None,
+) -> Tensor:
+    """:func:`modulate_logits` for a greedy decision: the same argmax, noise drawn only where it can matter.
+
+    Keyed noise is bounded (:func:`argmax_candidates`), so a token far enough below the best cannot win. This
+    returns, for ``(B, V)`` logits, the noisy values :func:`modulate_logits` gives at every candidate token (bit
+    for bit: :func:`aimod.chain.brownian_at` draws the same path at those ids) and ``-inf`` at every other, so
+    ``out.argmax(-1) == modulate_logits(...).argmax(-1)`` exactly, ties included (the lowest index). Rows
+    without noise are returned unchanged; ``-inf`` logits stay ``-inf``. Not for sampling or logprobs: the
+    values outside the candidates are gone. No finiteness check (decoding loops mask with ``-inf``).
+
+    Args:
+        logits: ``(B, V)`` floating logits; never modified.
+        modulation: As for :func:`modulate_logits`.
+        noise: A :class:`~aimod.KeyedNoise` (its normals are bounded; its path is the nested one).
+        keys: ``(B,)`` int64 row keys.
+        id2label: Class names by id, to resolve named focus classes.
+        result_dtype: The dtype the caller rounds the result to before its argmax (see
+            :func:`argmax_candidates`); by default the result's own dtype.
+
+    Returns:
+        A new ``(B, V)`` tensor in :func:`output_dtype`'s dtype (float32 for float32 logits).
+
+    Example:
+        >>> from aimod import KeyedNoise, Modulation
+        >>> noise, keys = KeyedNoise("a long owner secret"), torch.tensor([3, 4])
+        >>> z = torch.randn(2, 1000, generator=torch.Generator().manual_seed(0)) * 10
+        >>> full = modulate_logits(z, Modulation(sigma=1.0), noise=noise, keys=keys)
+        >>> fast = modulate_for_argmax(z, Modulation(sigma=1.0), noise=noise, keys=keys)
+        >>> torch.equal(fast.argmax(-1), full.argmax(-1)), int(fast.isfinite().sum()) < 100
+        (True, True)
+    """
+    if not isinstance(noise, KeyedNoise):
+        raise InvalidArgumentError(
+            "noise",
+            f"an object of type {type(noise).__name__}",
+            "a KeyedNoise (bounded keyed normals)",
+            "Use modulate_logits(...) for other noise sources.",
+        )
+    logits = _checks.check_floating_tensor(logits, "of shape (B, V)")
+    if logits.ndim != 2 or logits.numel() == 0:
+        raise InvalidLogitsError("logits", f"a tensor of shape {tuple(logits.shape)}", "a non-empty (B, V) tensor")
+    batch, classes = logits.shape
+    plan = ModulationBatch.build(modulation, batch, classes, id2label)
+    if plan.is_identity:
+        return logits.clone()
+    device = logits.device
+    seeds = noise.row_seeds(batch, keys, device)
+    work_dtype = output_dtype(logits, plan)
+    candidates = argmax_candidates(logits, plan, work_dtype, result_dtype)
+    if plan.identity_rows:
+        keep = torch.tensor(plan.identity_rows, dtype=torch.int64, device=device)
+        candidates.index_fill_(0, keep, False)
+    row, token = candidates.nonzero(as_tuple=True)
+    values = logits[row, token].to(work_dtype)
+    if plan.has_utility:  # the nested path at the candidates only, exactly KeyedNoise.utility's values there
+        from aimod.chain import brownian_at
+
+        variance = plan.sigma.to(device).to(torch.float64).square()
+        values += brownian_at(seeds[row], 1, token[:, None], variance[row])[:, 0, 0]
+    out = torch.full((batch, classes), -math.inf, dtype=work_dtype, device=device)
+    out[row, token] = values
+    if plan.has_focus:  # as modulate_logits does: -inf stays -inf off the candidates
+        ids = plan.focus_ids.to(device)
+        shift = normals_at(seeds, 1, ids, FOCUS_STREAM)[:, 0, :]
+        shift.abs_().mul_(plan.focus_sigma.to(device))
+        out.scatter_add_(1, ids, shift.to(work_dtype))
+    if plan.identity_rows:
+        out.index_copy_(0, keep, logits.index_select(0, keep).to(work_dtype))
+    return out
 
 
 RESOLUTION = 2.0**-8
