@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from aimod import KeyedNoise, Modulation, SeededNoise, modulate_logits
-from aimod.chain import _N, LEVELS, _path, brownian, brownian_at, brownian_bound, grid_variance
+from aimod.chain import _N, LEVELS, _path, brownian, brownian_at, brownian_bound, brownian_pairs, grid_variance
 from aimod.errors import InvalidArgumentError
 from aimod.noise import _MASK24, _uniform24_to_normal, normal_bound
 from aimod.redistribute import ModulationBatch, _noise_range, argmax_candidates, modulate_for_argmax, output_dtype
@@ -54,6 +54,9 @@ def test_brownian_at_is_the_gathered_path_bit_for_bit(positions: int) -> None:
     token = torch.randint(vocab, (5000,), generator=gen)
     flat = brownian_at(seeds[row], positions, token[:, None], variance[row])[:, :, 0]
     assert torch.equal(flat, full[row, :, token])
+    if positions == 1:  # the pairs the pruned operator draws, schedule per row and normals per pair
+        assert torch.equal(brownian_pairs(seeds, variance, row, token), full[row, 0, token])
+        assert torch.equal(brownian_pairs(seeds, variance, row[:0], token[:0]), full[:0, 0, 0])
 
 
 def test_the_path_bound_holds_for_every_sign_pattern_of_extreme_normals_and_is_tight() -> None:

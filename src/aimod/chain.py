@@ -41,9 +41,9 @@ import torch
 from torch import Tensor
 
 from aimod._hash import GOLDEN, mix64, signed64
-from aimod.noise import UTILITY_STREAM, normals, normals_at
+from aimod.noise import UTILITY_STREAM, _class_terms, _normals_from_terms, _position_seeds, normals, normals_at
 
-__all__ = ["LEVELS", "brownian", "brownian_at", "brownian_bound", "grid_variance", "same_cell"]
+__all__ = ["LEVELS", "brownian", "brownian_at", "brownian_bound", "brownian_pairs", "grid_variance", "same_cell"]
 
 LEVELS = 16
 """Depth of the grid: ``2^LEVELS`` cells."""
@@ -100,10 +100,6 @@ def _node_normals(row_seeds: Tensor, node: Tensor, num_positions: int, num_class
     return normals(_node_seeds(row_seeds, node), num_positions, num_classes, UTILITY_STREAM)
 
 
-def _column(x: Tensor) -> Tensor:
-    return x.to(torch.float32)[:, None, None]
-
-
 @dataclass(frozen=True)
 class _Step:
     """One bridge step of every row's path: ``B_new = ξ(node)·spread + (B_high − B_low)·weight + B_low``."""
@@ -154,8 +150,25 @@ def _steps(variance: Tensor, device: torch.device) -> tuple[float, list[_Step]]:
     return math.sqrt(float(top)), steps
 
 
-def _path(row_seeds: Tensor, variance: Tensor, draw: Callable[[Tensor], Tensor]) -> Tensor:
-    """``B(t)`` from the keyed normals ``draw(node)`` (float32 ``(B, P, X)``, a new tensor per call) of each node."""
+def _per_row(x: Tensor) -> Tensor:
+    return x[:, None, None]
+
+
+def _path(
+    row_seeds: Tensor,
+    variance: Tensor,
+    draw: Callable[[Tensor], Tensor],
+    spread_rows: Callable[[Tensor], Tensor] = _per_row,
+) -> Tensor:
+    """``B(t)`` from the keyed normals ``draw(node)`` (float32, a new tensor per call) of each row's nodes.
+
+    ``spread_rows`` takes a per-row ``(B,)`` tensor to the layout of ``draw``'s values: ``(B, 1, 1)`` for
+    ``(B, P, X)`` values, a gather for one value per (row, class) pair.
+    """
+
+    def _column(x: Tensor) -> Tensor:
+        return spread_rows(x.to(torch.float32))
+
     root_scale, steps = _steps(variance, row_seeds.device)
     root = draw(torch.full_like(steps[0].node, _N))
     b_low = torch.zeros_like(root)
@@ -164,7 +177,7 @@ def _path(row_seeds: Tensor, variance: Tensor, draw: Callable[[Tensor], Tensor])
         b_mid = draw(step.node).mul_(_column(step.spread))
         b_mid.addcmul_(b_high - b_low, _column(step.weight)).add_(b_low)
         assert step.left is not None
-        left = step.left[:, None, None]
+        left = spread_rows(step.left)
         b_high = torch.where(left, b_mid, b_high)
         b_low = torch.where(left, b_low, b_mid)
     last = steps[-1]
@@ -213,6 +226,36 @@ def brownian_at(row_seeds: Tensor, num_positions: int, class_ids: Tensor, varian
         return normals_at(_node_seeds(row_seeds, node), num_positions, ids, UTILITY_STREAM)
 
     return _path(row_seeds, variance, draw)
+
+
+def brownian_pairs(row_seeds: Tensor, variance: Tensor, rows: Tensor, class_ids: Tensor) -> Tensor:
+    """``B(t)`` at (row, class) pairs, one position per row: float32 ``(N,)``.
+
+    Bit for bit ``brownian(row_seeds, 1, C, variance)[rows, 0, class_ids]``; the construction's schedule and the
+    seeds of its nodes are made once per row, the normals once per pair (what a sparse set of tokens wants).
+
+    Args:
+        row_seeds: ``(B,)`` int64 from a noise source.
+        variance: ``(B,)`` variances ``σ²`` per row, ``>= 0``.
+        rows: ``(N,)`` int64 row of each pair.
+        class_ids: ``(N,)`` int64 class of each pair.
+
+    Example:
+        >>> from aimod.noise import KeyedNoise
+        >>> seeds = KeyedNoise("a long owner secret").row_seeds(2, torch.tensor([1, 2]), torch.device("cpu"))
+        >>> full = brownian(seeds, 1, 50, torch.tensor([1.0, 9.0]))
+        >>> rows, ids = torch.tensor([1, 0, 1]), torch.tensor([49, 3, 3])
+        >>> torch.equal(brownian_pairs(seeds, torch.tensor([1.0, 9.0]), rows, ids), full[rows, 0, ids])
+        True
+    """
+    rows = rows.to(torch.int64)
+    steps, shifts = _class_terms(class_ids.to(torch.int64))  # the same at every node
+
+    def draw(node: Tensor) -> Tensor:
+        position = _position_seeds(_node_seeds(row_seeds, node), 1, UTILITY_STREAM)[:, 0]  # (B,)
+        return _normals_from_terms(position.index_select(0, rows), steps, shifts)
+
+    return _path(row_seeds, variance, draw, lambda x: x.index_select(0, rows))
 
 
 def brownian_bound(variance: Tensor, max_normal: float) -> Tensor:

@@ -271,8 +271,17 @@ def normals_at(row_seeds: Tensor, num_positions: int, class_ids: Tensor, stream:
         stream: Stream tag.
     """
     pos = _position_seeds(row_seeds, num_positions, stream)  # (B, P)
-    ids = class_ids.to(torch.int64)
-    steps = (torch.bitwise_right_shift(ids, 1) + 1).mul_(GOLDEN)  # (B, F)
-    words = mix64(pos[:, :, None] + steps[:, None, :])  # (B, P, F)
-    shifts = torch.where(ids.bitwise_and(1).bool(), 40, 8)[:, None, :]
+    steps, shifts = _class_terms(class_ids.to(torch.int64))
+    return _normals_from_terms(pos[:, :, None], steps[:, None, :], shifts[:, None, :])  # (B, P, F)
+
+
+def _class_terms(class_ids: Tensor) -> tuple[Tensor, Tensor]:
+    """Per class id: the counter step of its pair of classes and the shift of its 24 bits in the pair's word."""
+    steps = (torch.bitwise_right_shift(class_ids, 1) + 1).mul_(GOLDEN)
+    return steps, torch.where(class_ids.bitwise_and(1).bool(), 40, 8)
+
+
+def _normals_from_terms(position_seeds: Tensor, steps: Tensor, shifts: Tensor) -> Tensor:
+    """The normals at positions seeded ``position_seeds`` of the classes of :func:`_class_terms` (broadcast)."""
+    words = mix64(position_seeds + steps)
     return _uniform24_to_normal(torch.bitwise_right_shift(words, shifts).bitwise_and_(_MASK24))

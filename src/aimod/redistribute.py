@@ -312,7 +312,11 @@ def _noise_range(logits: Tensor, plan: ModulationBatch, work_dtype: torch.dtype)
 
 
 def argmax_candidates(
-    logits: Tensor, plan: ModulationBatch, work_dtype: torch.dtype, result_dtype: torch.dtype | None = None
+    logits: Tensor,
+    plan: ModulationBatch,
+    work_dtype: torch.dtype,
+    result_dtype: torch.dtype | None = None,
+    floor: Tensor | None = None,
 ) -> Tensor:
     """The tokens that can still win the argmax of :func:`modulate_logits` with keyed noise: bool ``(B, V)``.
 
@@ -325,6 +329,8 @@ def argmax_candidates(
     noise: it is not a candidate. Every token that reaches the noisy maximum, ties included, is a candidate.
     Rows holding NaN keep every token. ``result_dtype``: the dtype the caller rounds the noisy values to before
     its argmax (the comparison is then made after that rounding too, so tokens that could tie there stay).
+    ``floor``: ``(B, 1)`` values known not to exceed each row's noisy maximum (e.g. noisy values already drawn),
+    used where higher than ``max_k lo_k``: fewer candidates, the same argument.
 
     Example:
         >>> plan = ModulationBatch.build(Modulation(sigma=1.0), 1, 4)
@@ -333,6 +339,8 @@ def argmax_candidates(
     """
     lo, hi = _noise_range(logits, plan, work_dtype)
     best = lo.amax(-1, keepdim=True)
+    if floor is not None:
+        best = torch.maximum(best, floor.to(work_dtype))  # NaN in either keeps NaN: every token stays
     if result_dtype is not None and result_dtype != work_dtype:
         hi, best = hi.to(result_dtype), best.to(result_dtype)
     return (hi >= best) | best.isnan()
@@ -351,7 +359,7 @@ def modulate_for_argmax(
 
     Keyed noise is bounded (:func:`argmax_candidates`), so a token far enough below the best cannot win. This
     returns, for ``(B, V)`` logits, the noisy values :func:`modulate_logits` gives at every candidate token (bit
-    for bit: :func:`aimod.chain.brownian_at` draws the same path at those ids) and ``-inf`` at every other, so
+    for bit: :func:`aimod.chain.brownian_pairs` draws the same path at those ids) and ``-inf`` at every other, so
     ``out.argmax(-1) == modulate_logits(...).argmax(-1)`` exactly, ties included (the lowest index). Rows
     without noise are returned unchanged; ``-inf`` logits stay ``-inf``. Not for sampling or logprobs: the
     values outside the candidates are gone. No finiteness check (decoding loops mask with ``-inf``).
@@ -394,27 +402,43 @@ def modulate_for_argmax(
     device = logits.device
     seeds = noise.row_seeds(batch, keys, device)
     work_dtype = output_dtype(logits, plan)
-    candidates = argmax_candidates(logits, plan, work_dtype, result_dtype)
-    if plan.identity_rows:
-        keep = torch.tensor(plan.identity_rows, dtype=torch.int64, device=device)
-        candidates.index_fill_(0, keep, False)
-    row, token = candidates.nonzero(as_tuple=True)
-    values = logits[row, token].to(work_dtype)
-    if plan.has_utility:  # the nested path at the candidates only, exactly KeyedNoise.utility's values there
-        from aimod.chain import brownian_at
-
-        variance = plan.sigma.to(device).to(torch.float64).square()
-        values += brownian_at(seeds[row], 1, token[:, None], variance[row])[:, 0, 0]
+    variance = plan.sigma.to(device).to(torch.float64).square()
     out = torch.full((batch, classes), -math.inf, dtype=work_dtype, device=device)
-    out[row, token] = values
-    if plan.has_focus:  # as modulate_logits does: -inf stays -inf off the candidates
+
+    def fill(row: Tensor, token: Tensor) -> None:  # the full operator's z + utility at these pairs
+        values = logits[row, token].to(work_dtype)
+        if plan.has_utility:  # the nested path at the pairs only, exactly KeyedNoise.utility's values there
+            from aimod.chain import brownian_pairs
+
+            values += brownian_pairs(seeds, variance, row, token)
+        out[row, token] = values
+
+    # first the leaders by clean logit and every focused id (focus is added once, after, as modulate_logits does)
+    lead = logits.topk(min(_LEADERS, classes), dim=-1).indices
+    first = torch.cat([lead, plan.focus_ids.to(device)], 1) if plan.has_focus else lead
+    first_rows = torch.arange(batch, device=device)[:, None].expand_as(first).reshape(-1)
+    fill(first_rows, first.reshape(-1))
+    if plan.has_focus:  # -inf stays -inf off the pairs drawn
         ids = plan.focus_ids.to(device)
         shift = normals_at(seeds, 1, ids, FOCUS_STREAM)[:, 0, :]
         shift.abs_().mul_(plan.focus_sigma.to(device))
         out.scatter_add_(1, ids, shift.to(work_dtype))
+    # their noisy maximum is a real value of the row: only tokens that can reach it are left to draw
+    floor = out.amax(-1, keepdim=True)
+    candidates = argmax_candidates(logits, plan, work_dtype, result_dtype, floor=floor)
+    candidates.scatter_(1, first, False)  # drawn already
+    if plan.identity_rows:
+        keep = torch.tensor(plan.identity_rows, dtype=torch.int64, device=device)
+        candidates.index_fill_(0, keep, False)
+    row, token = candidates.nonzero(as_tuple=True)
+    fill(row, token)  # none of them focused: their values are complete
     if plan.identity_rows:
         out.index_copy_(0, keep, logits.index_select(0, keep).to(work_dtype))
     return out
+
+
+_LEADERS = 16
+"""Tokens per row whose noise :func:`modulate_for_argmax` draws first, to learn a real value of the row's maximum."""
 
 
 RESOLUTION = 2.0**-8
