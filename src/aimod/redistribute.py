@@ -13,6 +13,7 @@ independently across classes. Focus noise is keyed normals on the row seeds.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -289,18 +290,28 @@ def _round_up(x: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.where(y.to(torch.float64) < x, torch.nextafter(y, torch.tensor(math.inf, dtype=dtype)), y)
 
 
+@functools.lru_cache(maxsize=64)
+def _path_bounds(sigmas: tuple[float, ...], device: torch.device) -> Tensor:
+    from aimod.chain import brownian_bound
+
+    variance = torch.tensor(sigmas, dtype=torch.float32, device=device).to(torch.float64).square()
+    return brownian_bound(variance, normal_bound(device))
+
+
+def _utility_bound(plan: ModulationBatch, device: torch.device) -> Tensor:
+    """Per row, float64 ``(B,)``: the bound on ``|utility noise|`` (:func:`aimod.chain.brownian_bound`), cached by σ."""
+    if not plan.has_utility:
+        return torch.zeros(plan.batch_size, dtype=torch.float64, device=device)
+    sigmas, rows = torch.unique(plan.sigma.cpu(), return_inverse=True)
+    return _path_bounds(tuple(sigmas.tolist()), torch.device(device)).index_select(0, rows.to(device))
+
+
 def _noise_range(logits: Tensor, plan: ModulationBatch, work_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """``(lo, hi)``, each ``(B, V)`` in ``work_dtype``: every noisy value of :func:`modulate_logits` lies between."""
     device = logits.device
     z = logits.to(work_dtype)
     m = normal_bound(device)
-    if plan.has_utility:
-        variance = plan.sigma.to(device).to(torch.float64).square()
-        from aimod.chain import brownian_bound
-
-        utility = _round_up(brownian_bound(variance, m), work_dtype)[:, None]
-    else:
-        utility = torch.zeros(z.shape[0], 1, dtype=work_dtype, device=device)
+    utility = _round_up(_utility_bound(plan, device), work_dtype)[:, None]
     hi, lo = z + utility, z - utility
     if plan.has_focus:
         ids = plan.focus_ids.to(device)
@@ -423,9 +434,16 @@ def modulate_for_argmax(
         shift = normals_at(seeds, 1, ids, FOCUS_STREAM)[:, 0, :]
         shift.abs_().mul_(plan.focus_sigma.to(device))
         out.scatter_add_(1, ids, shift.to(work_dtype))
-    # their noisy maximum is a real value of the row: only tokens that can reach it are left to draw
-    floor = out.amax(-1, keepdim=True)
-    candidates = argmax_candidates(logits, plan, work_dtype, result_dtype, floor=floor)
+    # their noisy maximum is a real value of the row: only tokens that can reach it are left to draw; these are
+    # not focused (all focused ids were drawn), so z_j + U >= floor is the test, made with a margin for rounding
+    floor = out.amax(-1, keepdim=True).to(torch.float64)
+    reach = _utility_bound(plan, device).to(torch.float64)[:, None]
+    kinds = (torch.finfo(work_dtype), torch.finfo(result_dtype or work_dtype))
+    eps, tiny = max(f.eps for f in kinds), max(f.tiny for f in kinds)  # rounding in either dtype cannot merge
+    threshold = floor - reach - (floor.abs() + reach) * (4 * eps) - 4 * tiny
+    threshold = torch.where(floor.isinf(), floor, threshold)  # +inf leads: the +inf tokens; -inf: every token
+    candidates = logits.to(work_dtype) >= threshold.to(work_dtype)  # a superset of those whose hi reaches floor
+    candidates |= floor.isnan()  # a NaN leads: keep every token
     candidates.scatter_(1, first, False)  # drawn already
     if plan.identity_rows:
         keep = torch.tensor(plan.identity_rows, dtype=torch.int64, device=device)
@@ -466,8 +484,12 @@ def output_dtype(logits: Tensor, plan: ModulationBatch) -> torch.dtype:
     stds = stds[stds > 0]
     if not stds.numel() or not logits.numel():
         return torch.float32
-    magnitude = logits.detach().abs().to(torch.float32)
-    largest = float(torch.where(torch.isfinite(magnitude), magnitude, 0.0).max())
+    low, high = (float(x) for x in torch.aminmax(logits.detach()))
+    if math.isfinite(low) and math.isfinite(high):  # one pass in the common case
+        largest = max(-low, high)
+    else:
+        magnitude = logits.detach().abs().to(torch.float32)
+        largest = float(torch.where(torch.isfinite(magnitude), magnitude, 0.0).max())
     spacing = math.ulp(float(torch.tensor(largest, dtype=torch.float32))) * 2.0**29  # float64 ulp -> float32 ulp
     return torch.float64 if spacing > RESOLUTION * float(stds.min()) else torch.float32
 
