@@ -4,7 +4,10 @@ The proof has three parts, each tested here: (1) every keyed normal is at most `
 (all 2^24 quantised values checked); (2) the nested path is at most ``brownian_bound(σ²)`` for *any* normals so
 bounded (every sign pattern of the 18 normals at their extreme, float32 rounding included); (3) the noisy values
 therefore lie in ``[lo, hi]`` and a token whose ``hi`` is below the best ``lo`` cannot win, so the argmax over the
-candidates, drawn bit for bit like the full path (``brownian_at``), is the full argmax.
+candidates, drawn bit for bit like the full path (``brownian_at``, ``brownian_pairs``), is the full argmax.
+``modulate_for_argmax`` first draws the 16 best clean tokens and the focused ones; their noisy maximum is a real
+value of the row, so it replaces ``max lo`` as the floor a token must be able to reach (a threshold on the clean
+logit with a margin for rounding: a superset of those whose ``hi`` reaches it).
 """
 
 from __future__ import annotations

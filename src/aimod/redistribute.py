@@ -375,6 +375,11 @@ def modulate_for_argmax(
     without noise are returned unchanged; ``-inf`` logits stay ``-inf``. Not for sampling or logprobs: the
     values outside the candidates are gone. No finiteness check (decoding loops mask with ``-inf``).
 
+    Two stages: the 16 best clean tokens of each row and its focused ids are drawn first; their noisy maximum
+    is a real value of the row, so a token can only win if ``z_j + U`` reaches it (``U`` the row's utility
+    bound; the test is made on the clean logits with a margin for rounding). With σ 1 on a language model's
+    logits that leaves tens of tokens per row of 49,152.
+
     Args:
         logits: ``(B, V)`` floating logits; never modified.
         modulation: As for :func:`modulate_logits`.
