@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,14 +249,44 @@ def brownian_pairs(row_seeds: Tensor, variance: Tensor, rows: Tensor, class_ids:
         >>> torch.equal(brownian_pairs(seeds, torch.tensor([1.0, 9.0]), rows, ids), full[rows, 0, ids])
         True
     """
+    device = row_seeds.device
     rows = rows.to(torch.int64)
-    steps, shifts = _class_terms(class_ids.to(torch.int64))  # the same at every node
+    distinct, inverse = torch.unique(variance.to(torch.float64).cpu(), return_inverse=True)
+    root_scale, nodes, spreads, weights, lefts = _schedule(tuple(distinct.tolist()), device)
+    per_row = inverse.to(device)
+    # every node's seeds at once, (B, 18): the root, the 16 bridges, the last step
+    seeds = mix64((row_seeds ^ _CHAIN)[:, None] + nodes.index_select(0, per_row) * GOLDEN)
+    position = _position_seeds(seeds.reshape(-1), 1, UTILITY_STREAM).view(seeds.shape)
+    steps, shifts = _class_terms(class_ids.to(torch.int64))
+    words = position.index_select(0, rows).t().contiguous()  # (18, N)
+    xi = _normals_from_terms(words, steps[None, :], shifts[None, :])  # (18, N)
+    pair = per_row.index_select(0, rows)
+    spread = spreads.index_select(0, pair).t().contiguous()  # (17, N) float32
+    weight = weights.index_select(0, pair).t().contiguous()
+    left = lefts.index_select(0, pair).t().contiguous()  # (16, N)
+    b_high = xi[0].mul(root_scale)
+    b_low = torch.zeros_like(b_high)
+    for k in range(LEVELS):  # the same float32 operations as _path, one value per pair
+        b_mid = xi[k + 1].mul(spread[k])
+        b_mid.addcmul_(b_high - b_low, weight[k]).add_(b_low)
+        b_high, b_low = torch.where(left[k], b_mid, b_high), torch.where(left[k], b_low, b_mid)
+    out = xi[LEVELS + 1].mul(spread[LEVELS])
+    return out.addcmul_(b_high - b_low, weight[LEVELS]).add_(b_low)
 
-    def draw(node: Tensor) -> Tensor:
-        position = _position_seeds(_node_seeds(row_seeds, node), 1, UTILITY_STREAM)[:, 0]  # (B,)
-        return _normals_from_terms(position.index_select(0, rows), steps, shifts)
 
-    return _path(row_seeds, variance, draw, lambda x: x.index_select(0, rows))
+@functools.lru_cache(maxsize=64)
+def _schedule(variances: tuple[float, ...], device: torch.device) -> tuple[float, Tensor, Tensor, Tensor, Tensor]:
+    """:func:`_steps` of some variances as tables, cached: a decoding loop asks for the same few σ at every step.
+
+    Returns the root scale, the nodes (U, 18), float32 spreads and weights (U, 17), the halving decisions (U, 16).
+    """
+    root_scale, steps = _steps(torch.tensor(variances, dtype=torch.float64), device)
+    root = torch.full_like(steps[0].node, _N)
+    nodes = torch.stack([root] + [step.node for step in steps], 1)
+    spreads = torch.stack([step.spread.to(torch.float32) for step in steps], 1)
+    weights = torch.stack([step.weight.to(torch.float32) for step in steps], 1)
+    lefts = torch.stack([step.left for step in steps if step.left is not None], 1)
+    return root_scale, nodes, spreads, weights, lefts
 
 
 def brownian_bound(variance: Tensor, max_normal: float) -> Tensor:
