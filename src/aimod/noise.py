@@ -45,6 +45,7 @@ __all__ = [
     "KeyedNoise",
     "NoiseSource",
     "SeededNoise",
+    "normal_bound",
     "normals",
     "normals_at",
 ]
@@ -203,6 +204,32 @@ def _uniform24_to_normal(k: Tensor) -> Tensor:
     return k.to(torch.float32).mul_(2.0**-23).add_(2.0**-24 - 1.0).erfinv_().mul_(_SQRT2)
 
 
+_EDGE = 1 << 12
+"""How many of the 24-bit values at each end :func:`normal_bound` evaluates (the rest are below 4 in magnitude)."""
+_BOUNDS: dict[str, float] = {}
+
+
+def normal_bound(device: torch.device | str = "cpu") -> float:
+    """The largest ``|normal|`` :func:`normals` and :func:`normals_at` can return on ``device`` (about 5.42).
+
+    Taken from the float32 values actually produced at the extreme 24-bit inputs (the ``erfinv`` of a device may
+    round differently), not from the real-number formula; computed once per device type.
+
+    Example:
+        >>> 5.4 < normal_bound() < 5.5
+        True
+        >>> k = torch.tensor([0, (1 << 24) - 1])
+        >>> _uniform24_to_normal(k).abs().max().item() <= normal_bound()
+        True
+    """
+    kind = torch.device(device).type
+    if kind not in _BOUNDS:
+        edge = torch.arange(_EDGE, dtype=torch.int64, device=device)
+        k = torch.cat([edge, _MASK24 - edge])
+        _BOUNDS[kind] = float(_uniform24_to_normal(k).abs().max())
+    return _BOUNDS[kind]
+
+
 def normals(row_seeds: Tensor, num_positions: int, num_classes: int, stream: int = UTILITY_STREAM) -> Tensor:
     """Standard normals for every (row, position, class): float32 of shape ``(B, P, C)``.
 
@@ -244,8 +271,17 @@ def normals_at(row_seeds: Tensor, num_positions: int, class_ids: Tensor, stream:
         stream: Stream tag.
     """
     pos = _position_seeds(row_seeds, num_positions, stream)  # (B, P)
-    ids = class_ids.to(torch.int64)
-    steps = (torch.bitwise_right_shift(ids, 1) + 1).mul_(GOLDEN)  # (B, F)
-    words = mix64(pos[:, :, None] + steps[:, None, :])  # (B, P, F)
-    shifts = torch.where(ids.bitwise_and(1).bool(), 40, 8)[:, None, :]
+    steps, shifts = _class_terms(class_ids.to(torch.int64))
+    return _normals_from_terms(pos[:, :, None], steps[:, None, :], shifts[:, None, :])  # (B, P, F)
+
+
+def _class_terms(class_ids: Tensor) -> tuple[Tensor, Tensor]:
+    """Per class id: the counter step of its pair of classes and the shift of its 24 bits in the pair's word."""
+    steps = (torch.bitwise_right_shift(class_ids, 1) + 1).mul_(GOLDEN)
+    return steps, torch.where(class_ids.bitwise_and(1).bool(), 40, 8)
+
+
+def _normals_from_terms(position_seeds: Tensor, steps: Tensor, shifts: Tensor) -> Tensor:
+    """The normals at positions seeded ``position_seeds`` of the classes of :func:`_class_terms` (broadcast)."""
+    words = mix64(position_seeds + steps)
     return _uniform24_to_normal(torch.bitwise_right_shift(words, shifts).bitwise_and_(_MASK24))

@@ -143,7 +143,13 @@ def test_a_short_request_finishes_while_a_long_generation_runs(server: Server) -
 
 @pytest.mark.parametrize(
     "extra",
-    [{"vllm_xargs": {"aimod_sigma": 0.0}}, {"extra_args": {"aimod_sigma": 0.0}}, {"logprobs": 1}, {"echo": True}],
+    [
+        {"vllm_xargs": {"aimod_sigma": 0.0}},
+        {"extra_args": {"aimod_sigma": 0.0}},
+        {"logprobs": 1},
+        {"prompt_logprobs": 1},
+        {"echo": True},
+    ],
 )
 def test_engine_fields_logprobs_and_echo_are_refused(server: Server, extra: dict[str, Any]) -> None:
     with pytest.raises(openai.BadRequestError):

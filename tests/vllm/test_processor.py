@@ -140,3 +140,67 @@ def test_the_secret_file_wins_and_is_never_shown(monkeypatch: pytest.MonkeyPatch
 def test_malformed_arguments_are_refused_at_admission(args: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AimodLogitsProcessor.validate_params(SamplingParams(extra_args=args))
+
+
+def test_greedy_rows_without_logprobs_take_the_pruned_path_and_pick_the_full_paths_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIMOD_SECRET", SECRET)
+    monkeypatch.delenv("AIMOD_SECRET_FILE", raising=False)
+    pruned = AimodLogitsProcessor(config(), torch.device("cpu"), False)
+    full = AimodLogitsProcessor(config(), torch.device("cpu"), False, prune=False)
+    mods = [Modulation(sigma=1.0), Modulation(sigma=1.0), Modulation(sigma=2.5, focus={4: 3.0, 9: -2.0}), None]
+    kinds = [
+        {"temperature": 0.0},
+        {"temperature": 0.0, "logprobs": 2},  # logprobs: the full path
+        {"temperature": 0.0},
+        {"temperature": 0.0},
+    ]
+    params = [
+        SamplingParams(**kind, extra_args=extra_args(m)) if m else SamplingParams(**kind)
+        for m, kind in zip(mods, kinds, strict=True)
+    ]
+    prompts = [[5, 6, 7], [5, 6, 7], [3, 3], [8]]
+    outputs: list[list[int]] = [[], [], [], []]
+    gen = torch.Generator().manual_seed(2)
+    added = [(i, params[i], prompts[i], outputs[i]) for i in range(4)]
+    for processor in (pruned, full):
+        processor.update_state(BatchUpdate(4, [], added, []))
+    vocab = 5000
+    for step in range(12):
+        if step:
+            for processor in (pruned, full):
+                processor.update_state(None)
+        logits = torch.randn(4, vocab, generator=gen) * 6
+        if step % 3 == 0:
+            logits[:, 2000:] = -torch.inf  # masked tokens
+        if step % 4 == 1:
+            logits[:, [10, 20]] = logits.amax(-1, keepdim=True)  # exact ties in the clean logits
+        fast, slow = pruned.apply(logits.clone()), full.apply(logits.clone())
+        assert torch.equal(fast.argmax(-1), slow.argmax(-1)), step
+        assert bool(torch.isinf(fast[0]).sum() > vocab // 2)  # a greedy row: only the candidates kept
+        assert torch.equal(fast[1], slow[1])  # the logprobs row: the full path, bit for bit
+        assert torch.equal(fast[3], logits[3])  # an unmodulated row: untouched
+        kept = ~torch.isinf(fast[0])
+        assert torch.equal(fast[0][kept], slow[0][kept])
+        for request in range(4):
+            outputs[request].append(int(slow[request].argmax()))
+
+
+def test_the_field_of_aimod_serve_is_drawn_in_full_and_equals_the_hf_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aimod import FieldNoise
+    from aimod.vllm import noise_spec
+
+    field = FieldNoise.for_text(SECRET)
+    monkeypatch.setenv("AIMOD_SECRET", SECRET)
+    monkeypatch.setenv("AIMOD_NOISE", noise_spec(field))
+    processor = AimodLogitsProcessor(config(), torch.device("cpu"), False)
+    assert not processor._prune  # the keyed path's bound says nothing about the field's noise
+    modulation = Modulation(sigma=1.0)
+    params = SamplingParams(temperature=0.0, extra_args=extra_args(modulation))
+    processor.update_state(BatchUpdate(1, [], [(0, params, [3, 1, 4], [])], []))
+    scores = torch.randn(1, VOCAB)
+    out = processor.apply(scores.clone())
+    hf = AimLogitsProcessor(modulation, noise=field)(torch.tensor([[3, 1, 4]]), scores)
+    assert torch.equal(out, hf)
+    assert bool(torch.isfinite(out).all())  # no token pruned to -inf

