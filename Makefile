@@ -14,7 +14,7 @@ test: lint typecheck browser
 # vLLM needs its own environment (.venv-vllm: transformers < 5.20, fastapi < 0.137); docs/vllm.md
 test-vllm:
 	@scripts/bootstrap-vllm.sh
-	.venv-vllm/bin/python -m pytest -p no:cacheprovider src/aimod/vllm tests/vllm
+	.venv-vllm/bin/python -m pytest -n 2 --dist loadfile -p no:cacheprovider src/aimod/vllm tests/vllm
 
 lint:
 	@scripts/bootstrap.sh $(EXTRAS)
