@@ -202,14 +202,18 @@ _CHUNK = 16
 
 
 def _rows_matmul(x: Tensor, w: Tensor) -> Tensor:
-    """``x @ w`` in chunks of exactly 16 rows (zero-padded): a row's bits never depend on the other rows.
+    """``x @ w`` in float32: chunks of exactly 16 rows (zero-padded), float64 sums, so rows never affect each other.
 
-    BLAS takes other code paths for other row counts (measured: one row alone gives different low bits than the
-    same row among others, while any position of a 16-row product gives the same bits).
+    BLAS takes other code paths for other row counts, and on some CPUs for other positions inside a block (an
+    AVX2 machine gave a row at position 5 of a 16-row product another low bit than the same row at position 0;
+    AVX-512 machines did not). The products are therefore summed in float64, where those differences are about
+    1e-16 relative, and rounded once to float32: two placements of a row can then differ only where their float64
+    sums straddle a float32 rounding boundary (a chance of about 1e-8 per value).
     """
     rows = x.shape[0]
     padded = -(-rows // _CHUNK) * _CHUNK
     if padded != rows:
         x = torch.cat([x, x.new_zeros(padded - rows, x.shape[1])])
+    x, w = x.to(torch.float64), w.to(torch.float64)
     out = torch.cat([x[i : i + _CHUNK] @ w for i in range(0, padded, _CHUNK)])
-    return out[:rows]
+    return out[:rows].to(torch.float32)
