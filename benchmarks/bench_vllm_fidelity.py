@@ -385,35 +385,34 @@ def main() -> None:
 
     # vLLM: engine 0 completes every question at every sigma (and the held-out ones without aimod arguments,
     # to check that sigma 0 with the processor on is the untouched model); engines 1.. the held-out questions
-    started_vllm, vllm_runs, log = time.perf_counter(), [], []
+    vllm_runs, log, spent = [], [], {"vLLM": 0.0, "HF": 0.0}
     for k in range(args.keys):
         if k == 0:
             rows = [Row(q, s) for s in sigmas for q in union] + [Row(q, None) for q in held]
         else:
             rows = [Row(q, s) for s in sigmas for q in held]
         name = store.name("vllm", args.noise, prune, secret(k), args.tokens, [[r.question, r.sigma] for r in rows])
-        result = store.get(name) or store.put(name, run_vllm(args.noise, secret(k), rows, ids, args.tokens, eos))
+        cached = store.get(name)
+        result = cached or store.put(name, run_vllm(args.noise, secret(k), rows, ids, args.tokens, eos))
         vllm_runs.append(result["completions"])
+        spent["vLLM"] += result["load_s"] + result["generate_s"]
         log.append(
             f"engine {k}: {len(rows)} rows, loaded in {result['load_s']:.0f} s, generated {result['tokens']} tokens "
             f"in {result['generate_s']:.0f} s ({result['tokens'] / result['generate_s']:.0f} tokens/s)"
+            + (" (from the cache)" if cached else "")
         )
-    vllm_s = time.perf_counter() - started_vllm
 
     # HF: the same rows under the same noise and secrets
-    started_hf = time.perf_counter()
-
     def hf_run(key: str, asked: list[str], at: list[float]) -> dict:
         name = store.name("hf", args.noise, key, args.tokens, asked, at)
-        return (store.get(name) or store.put(name, run_hf(model, tokenizer, args.noise, key, asked, at, args.tokens)))[
-            "completions"
-        ]
+        entry = store.get(name) or store.put(name, run_hf(model, tokenizer, args.noise, key, asked, at, args.tokens))
+        spent["HF"] += entry["seconds"]
+        return entry["completions"]
 
     hf_runs = [hf_run(secret(0), union, sigmas)]
     clean = {Row(q, 0.0): hf_runs[0][Row(q, 0.0)] for q in held}  # sigma 0 draws no noise: one for all secrets
     for k in range(1, args.keys):
         hf_runs.append(clean | hf_run(secret(k), held, noisy) if noisy else clean)
-    hf_s = time.perf_counter() - started_hf
     field = None
     if args.field_reference and noisy:
         from aimod.calibrate.text import measure_token_agreement
@@ -421,12 +420,15 @@ def main() -> None:
         name = store.name("field-reference", args.tokens, held, noisy)
         entry = store.get(name)
         if entry is None:
+            started_field = time.perf_counter()
             table = measure_token_agreement(
                 model, tokenizer, held, noisy, keys=["held-out key 0", "held-out key 1"],
                 clean=[clean[Row(q, 0.0)] for q in held], max_new_tokens=args.tokens, batch_size=BATCH,
             )  # fmt: skip
-            entry = store.put(name, {"table": table.tolist()})
+            entry = store.put(name, {"table": table.tolist(), "seconds": time.perf_counter() - started_field})
         field = entry["table"]
+        if "seconds" in entry:
+            spent["HF field reference"] = entry["seconds"]
 
     fidelity_section(calibration, questions, hf_runs[0], vllm_runs[0], model, tokenizer, ids, args.noise)
     untouched = sum(vllm_runs[0][Row(q, None)] == vllm_runs[0][Row(q, 0.0)] for q in held)
@@ -435,13 +437,21 @@ def main() -> None:
         f"  vLLM sigma 0 (processor on) = no aimod arguments: {untouched}/{len(held)} held-out questions; "
         f"clean completions equal on both engines: {clean_same}/{len(held)}"
     )
+    if args.keys > 1 and noisy:
+        more = [(k, Row(q, s)) for k in range(1, args.keys) for s in noisy for q in held]
+        same = sum(hf_runs[k][row] == vllm_runs[k][row] for k, row in more)
+        print(
+            f"  held-out rows of secrets 1..{args.keys - 1} at the tiers with sigma > 0: {same}/{len(more)} "
+            f"identical on both engines ({100 * same / len(more):.1f} %)"
+        )
     tiers_section(calibration, held, args.noise, hf_runs, vllm_runs, field)
     print("\n" + "\n".join(log))
     print(
-        f"times: tiers {tiers_s:.0f} s, vLLM {vllm_s:.0f} s, HF {hf_s:.0f} s (field reference after it), "
-        f"total {time.perf_counter() - started:.0f} s"
-        + (f" (completions cached in {args.cache})" if args.cache else "")
-    )
+        f"times: tiers {tiers_s:.0f} s, " + ", ".join(f"{part} {seconds:.0f} s" for part, seconds in spent.items())
+        + f"; this run {time.perf_counter() - started:.0f} s"
+        + (f" (completions cached in {args.cache}; the part times are those of the runs that computed them)"
+           if args.cache else "")
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
