@@ -132,24 +132,40 @@ class FieldNoise(KeyedNoise):
         return mix64(torch.arange(count, dtype=torch.int64, device=device).mul_(GOLDEN).add_(base))
 
     def _frequencies(self, num_classes: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        """``Ω / ℓ`` as ``(C, D)`` and the phases ``b`` ``(D,)``, both float32, cached per class count."""
+        """``Ω / ℓ`` as ``(C, D)`` and the phases ``b`` ``(D,)``, cached per class count.
+
+        Ω's values are float32 ones, kept in float64 for the product; the phases are float32.
+        """
         key = (num_classes, str(device))
         if key not in self._projection:
             omega = normals(self._seeds(_OMEGA, 1, device), num_classes, self.features)[0]  # (C, D)
             u = normals(self._seeds(_PHASE, 1, device), 1, self.features)[0, 0]
             phase = torch.special.ndtr(u.double()).mul_(2 * math.pi).to(torch.float32)
-            self._projection[key] = (omega.div_(self.scale), phase)
+            self._projection[key] = (omega.div_(self.scale).to(torch.float64), phase)
         return self._projection[key]
 
     def amplitudes(self, sigma: float, num_classes: int, device: torch.device) -> Tensor:
-        """``A`` at variance ``σ²``: float32 ``(D, C)``, each entry ``N(0, σ²)``, nested in σ (cached)."""
+        """``A`` at variance ``σ²``: float32 ``(D, C)``, each entry ``N(0, σ²)``, nested in σ (cached).
+
+        Example:
+            >>> a = FieldNoise("a long owner secret", features=8).amplitudes(1.0, 10, torch.device("cpu"))
+            >>> a.shape, a.dtype
+            (torch.Size([8, 10]), torch.float32)
+        """
+        return self._amplitudes(sigma, num_classes, device).to(torch.float32)
+
+    def _amplitudes(self, sigma: float, num_classes: int, device: torch.device) -> Tensor:
+        """:meth:`amplitudes` as kept for the product: the float32 values in float64.
+
+        Converted once, not at every step: a language model's ``A`` is 64 x 49,152.
+        """
         key = (float(sigma), num_classes, str(device))
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
         seeds = self._seeds(_AMPLITUDE, self.features, device)
         variance = torch.full((self.features,), float(sigma) ** 2, dtype=torch.float64, device=device)
-        amplitude = brownian(seeds, 1, num_classes, variance)[:, 0]
+        amplitude = brownian(seeds, 1, num_classes, variance)[:, 0].to(torch.float64)
         self._cache[key] = amplitude
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -167,7 +183,7 @@ class FieldNoise(KeyedNoise):
         served = sorted({float(torch.tensor(s, dtype=torch.float32)) for s in sigmas if s > 0})
         self._cache_size = max(self._cache_size, len(served))
         for sigma in served:
-            self.amplitudes(sigma, num_classes, torch.device(device))
+            self._amplitudes(sigma, num_classes, torch.device(device))
 
     def phi(self, clean: Tensor) -> Tensor:
         """Unit-norm features ``φ`` ``(N, D)`` of ``(N, C)`` clean logits.
@@ -193,7 +209,7 @@ class FieldNoise(KeyedNoise):
                 continue
             rows = torch.tensor([i for i, v in enumerate(values) if v == value], device=clean.device)
             z = clean.index_select(0, rows).reshape(-1, classes)  # every position of these rows is a query
-            noise = _rows_matmul(self.phi(z), self.amplitudes(value, classes, clean.device))
+            noise = _rows_matmul(self.phi(z), self._amplitudes(value, classes, clean.device))
             out.index_copy_(0, rows, noise.view(len(rows), positions, classes))
         return out
 
