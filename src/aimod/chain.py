@@ -44,7 +44,16 @@ from torch import Tensor
 from aimod._hash import GOLDEN, mix64, signed64
 from aimod.noise import UTILITY_STREAM, _class_terms, _normals_from_terms, _position_seeds, normals, normals_at
 
-__all__ = ["LEVELS", "brownian", "brownian_at", "brownian_bound", "brownian_pairs", "grid_variance", "same_cell"]
+__all__ = [
+    "LEVELS",
+    "PairPath",
+    "brownian",
+    "brownian_at",
+    "brownian_bound",
+    "brownian_pairs",
+    "grid_variance",
+    "same_cell",
+]
 
 LEVELS = 16
 """Depth of the grid: ``2^LEVELS`` cells."""
@@ -234,6 +243,7 @@ def brownian_pairs(row_seeds: Tensor, variance: Tensor, rows: Tensor, class_ids:
 
     Bit for bit ``brownian(row_seeds, 1, C, variance)[rows, 0, class_ids]``; the construction's schedule and the
     seeds of its nodes are made once per row, the normals once per pair (what a sparse set of tokens wants).
+    :class:`PairPath` keeps the per-row part for several sets of pairs.
 
     Args:
         row_seeds: ``(B,)`` int64 from a noise source.
@@ -249,29 +259,67 @@ def brownian_pairs(row_seeds: Tensor, variance: Tensor, rows: Tensor, class_ids:
         >>> torch.equal(brownian_pairs(seeds, torch.tensor([1.0, 9.0]), rows, ids), full[rows, 0, ids])
         True
     """
-    device = row_seeds.device
-    rows = rows.to(torch.int64)
-    distinct, inverse = torch.unique(variance.to(torch.float64).cpu(), return_inverse=True)
-    root_scale, nodes, spreads, weights, lefts = _schedule(tuple(distinct.tolist()), device)
-    per_row = inverse.to(device)
-    # every node's seeds at once, (B, 18): the root, the 16 bridges, the last step
-    seeds = mix64((row_seeds ^ _CHAIN)[:, None] + nodes.index_select(0, per_row) * GOLDEN)
-    position = _position_seeds(seeds.reshape(-1), 1, UTILITY_STREAM).view(seeds.shape)
-    steps, shifts = _class_terms(class_ids.to(torch.int64))
-    words = position.index_select(0, rows).t().contiguous()  # (18, N)
-    xi = _normals_from_terms(words, steps[None, :], shifts[None, :])  # (18, N)
-    pair = per_row.index_select(0, rows)
-    spread = spreads.index_select(0, pair).t().contiguous()  # (17, N) float32
-    weight = weights.index_select(0, pair).t().contiguous()
-    left = lefts.index_select(0, pair).t().contiguous()  # (16, N)
-    b_high = xi[0].mul(root_scale)
-    b_low = torch.zeros_like(b_high)
-    for k in range(LEVELS):  # the same float32 operations as _path, one value per pair
-        b_mid = xi[k + 1].mul(spread[k])
-        b_mid.addcmul_(b_high - b_low, weight[k]).add_(b_low)
-        b_high, b_low = torch.where(left[k], b_mid, b_high), torch.where(left[k], b_low, b_mid)
-    out = xi[LEVELS + 1].mul(spread[LEVELS])
-    return out.addcmul_(b_high - b_low, weight[LEVELS]).add_(b_low)
+    return PairPath(row_seeds, variance)(rows, class_ids)
+
+
+class PairPath:
+    """:func:`brownian_pairs` of some rows, with each row's schedule and node seeds made once for many calls.
+
+    A batch whose rows share one variance (a tier) has one schedule: its bridge weights are then broadcast and
+    its halving decisions are known here, so a call is about half the tensor operations.
+
+    Args:
+        row_seeds: ``(B,)`` int64 from a noise source.
+        variance: ``(B,)`` variances ``σ²`` per row, ``>= 0``.
+
+    Example:
+        >>> from aimod.noise import KeyedNoise
+        >>> seeds = KeyedNoise("a long owner secret").row_seeds(2, torch.tensor([1, 2]), torch.device("cpu"))
+        >>> path, rows, ids = PairPath(seeds, torch.tensor([4.0, 4.0])), torch.tensor([1, 0]), torch.tensor([7, 7])
+        >>> torch.equal(path(rows, ids), brownian(seeds, 1, 8, torch.tensor([4.0, 4.0]))[rows, 0, ids])
+        True
+    """
+
+    def __init__(self, row_seeds: Tensor, variance: Tensor) -> None:
+        device = row_seeds.device
+        distinct, inverse = torch.unique(variance.to(torch.float64).cpu(), return_inverse=True)
+        self._root_scale, nodes, spreads, weights, lefts = _schedule(tuple(distinct.tolist()), device)
+        self._per_row = inverse.to(device)
+        # every node's seeds at once, (B, 18): the root, the 16 bridges, the last step
+        seeds = mix64((row_seeds ^ _CHAIN)[:, None] + nodes.index_select(0, self._per_row) * GOLDEN)
+        self._position = _position_seeds(seeds.reshape(-1), 1, UTILITY_STREAM).view(seeds.shape)
+        self._tables = spreads, weights, lefts
+        self._uniform: tuple[list[Tensor], list[Tensor], list[bool]] | None = None
+        if distinct.numel() == 1:  # one schedule: 0-d weights (broadcast) and the decisions as Python bools
+            self._uniform = list(spreads[0].unbind()), list(weights[0].unbind()), lefts[0].cpu().tolist()
+
+    def __call__(self, rows: Tensor, class_ids: Tensor) -> Tensor:
+        """``B(t)`` at the pairs ``(rows[i], class_ids[i])``: float32 ``(N,)``."""
+        rows = rows.to(torch.int64)
+        steps, shifts = _class_terms(class_ids.to(torch.int64))
+        words = self._position.index_select(0, rows).t().contiguous()  # (18, N)
+        xi = _normals_from_terms(words, steps[None, :], shifts[None, :])  # (18, N)
+        b_high = xi[0].mul(self._root_scale)
+        b_low = torch.zeros_like(b_high)
+        if self._uniform is not None:
+            spread_u, weight_u, left_u = self._uniform
+            for k in range(LEVELS):  # the same float32 operations as _path, its decisions taken here
+                b_mid = xi[k + 1].mul(spread_u[k])
+                b_mid.addcmul_(b_high - b_low, weight_u[k]).add_(b_low)
+                b_high, b_low = (b_mid, b_low) if left_u[k] else (b_high, b_mid)
+            out = xi[LEVELS + 1].mul(spread_u[LEVELS])
+            return out.addcmul_(b_high - b_low, weight_u[LEVELS]).add_(b_low)
+        spreads, weights, lefts = self._tables
+        pair = self._per_row.index_select(0, rows)
+        spread = spreads.index_select(0, pair).t().contiguous()  # (17, N) float32
+        weight = weights.index_select(0, pair).t().contiguous()
+        left = lefts.index_select(0, pair).t().contiguous()  # (16, N)
+        for k in range(LEVELS):  # the same float32 operations as _path, one value per pair
+            b_mid = xi[k + 1].mul(spread[k])
+            b_mid.addcmul_(b_high - b_low, weight[k]).add_(b_low)
+            b_high, b_low = torch.where(left[k], b_mid, b_high), torch.where(left[k], b_low, b_mid)
+        out = xi[LEVELS + 1].mul(spread[LEVELS])
+        return out.addcmul_(b_high - b_low, weight[LEVELS]).add_(b_low)
 
 
 @functools.lru_cache(maxsize=64)

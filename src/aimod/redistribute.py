@@ -29,7 +29,9 @@ from aimod.noise import FOCUS_STREAM, KeyedNoise, NoiseSource, normal_bound, nor
 __all__ = [
     "RESOLUTION",
     "ModulationBatch",
+    "ArgmaxPairs",
     "argmax_candidates",
+    "argmax_pairs",
     "modulate_for_argmax",
     "modulate_logits",
     "output_dtype",
@@ -357,6 +359,145 @@ def argmax_candidates(
     return (hi >= best) | best.isnan()
 
 
+@dataclass(frozen=True)
+class ArgmaxPairs:
+    """The tokens :func:`argmax_pairs` drew, with their noisy values; every other token of a modulated row is out.
+
+    ``rows``, ``tokens`` and ``values`` are aligned ``(N,)`` tensors (each pair once); ``modulated`` holds the
+    rows with noise, ``(R,)`` int64 (the identity rows are not in it and keep their clean values); ``values`` are
+    in ``dtype``, :func:`output_dtype`'s.
+    """
+
+    rows: Tensor
+    tokens: Tensor
+    values: Tensor
+    modulated: Tensor
+    dtype: torch.dtype
+
+
+def argmax_pairs(
+    logits: Tensor,
+    modulation: Modulation | Sequence[Modulation] | ModulationBatch,
+    *,
+    noise: KeyedNoise,
+    keys: Tensor,
+    id2label: Id2Label | None = None,
+    result_dtype: torch.dtype | None = None,
+) -> ArgmaxPairs:
+    """The sparse form of :func:`modulate_for_argmax`: the drawn tokens and their noisy values, nothing dense.
+
+    A caller that owns the logits (a decoding loop) writes ``-inf`` over the ``modulated`` rows and the values at
+    the pairs, with no ``(B, V)`` result in between. Arguments as for :func:`modulate_for_argmax`.
+
+    Example:
+        >>> from aimod import KeyedNoise, Modulation
+        >>> z = torch.randn(2, 1000, generator=torch.Generator().manual_seed(0)) * 10
+        >>> plan = [Modulation(sigma=1.0), Modulation()]
+        >>> pairs = argmax_pairs(z, plan, noise=KeyedNoise("a long owner secret"), keys=torch.tensor([3, 4]))
+        >>> pairs.modulated.tolist(), sorted(set(pairs.rows.tolist())), pairs.values.dtype
+        ([0], [0], torch.float32)
+    """
+    if not isinstance(noise, KeyedNoise):
+        raise InvalidArgumentError(
+            "noise",
+            f"an object of type {type(noise).__name__}",
+            "a KeyedNoise (bounded keyed normals)",
+            "Use modulate_logits(...) for other noise sources.",
+        )
+    logits = _checks.check_floating_tensor(logits, "of shape (B, V)")
+    if logits.ndim != 2 or logits.numel() == 0:
+        raise InvalidLogitsError("logits", f"a tensor of shape {tuple(logits.shape)}", "a non-empty (B, V) tensor")
+    batch, classes = logits.shape
+    plan = ModulationBatch.build(modulation, batch, classes, id2label)
+    device = logits.device
+    # the clean maximum of every block of _BLOCK tokens: one fast pass; the rest works on the blocks that can hold
+    # a token wanted, then on their tokens
+    blocks = -(-classes // _BLOCK)
+    padded = logits
+    if blocks * _BLOCK != classes:
+        padded = torch.full((batch, blocks * _BLOCK), -math.inf, dtype=logits.dtype, device=device)
+        padded[:, :classes] = logits
+    grid = padded.view(batch, blocks, _BLOCK)
+    block_max = grid.amax(-1)  # NaN where a block holds one
+    work_dtype = _output_dtype(logits, plan, float(block_max.amax()))
+    block_max = block_max.to(work_dtype)
+    active = torch.ones(batch, dtype=torch.bool, device=device)
+    if plan.identity_rows:
+        active[list(plan.identity_rows)] = False
+    modulated = active.nonzero().flatten()
+    empty = torch.empty(0, dtype=torch.int64, device=device)
+    if plan.is_identity:
+        return ArgmaxPairs(empty, empty, torch.empty(0, dtype=work_dtype, device=device), modulated, work_dtype)
+    seeds = noise.row_seeds(batch, keys, device)
+    reach = _utility_bound(plan, device).to(torch.float64)
+
+    row_max = block_max.amax(-1).to(torch.float64)  # (B,), NaN for rows holding NaN
+    nan_row = row_max.isnan()
+    focused = torch.where(plan.focus_sigma.to(device) != 0, plan.focus_ids.to(device), -1)  # padding never matches
+
+    def tokens_at_least(low: Tensor, below: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """The (row, token, clean logit) of the unfocused tokens with ``low <= z`` (and ``z < below``), NaN too."""
+        low_w = low.to(work_dtype)[:, None]
+        chosen = block_max >= low_w
+        if below is None:
+            chosen |= block_max.isnan()
+        chosen &= active[:, None]
+        block_row, block = chosen.nonzero(as_tuple=True)
+        values = grid[block_row, block]  # (n, _BLOCK)
+        values_w = values.to(work_dtype)
+        keep = values_w >= low_w[block_row]
+        if below is None:
+            keep |= values_w.isnan()
+        else:
+            keep &= values_w < below.to(work_dtype)[block_row, None]  # NaN fails both
+        i, j = keep.nonzero(as_tuple=True)
+        row, token, clean = block_row[i], block[i] * _BLOCK + j, values[i, j]
+        if plan.has_focus or blocks * _BLOCK != classes:
+            keep = (token[:, None] != focused[row]).all(-1)  # focused ids are drawn on their own
+            keep &= token < classes  # not the padding
+            row, token, clean = row[keep], token[keep], clean[keep]
+        return row, token, clean
+
+    if plan.has_utility:  # the nested path at the pairs only, exactly KeyedNoise.utility's values there
+        from aimod.chain import PairPath
+
+        path = PairPath(seeds, plan.sigma.to(device).to(torch.float64).square())
+
+    def draw(row: Tensor, token: Tensor, clean: Tensor) -> Tensor:  # the full operator's z + utility at these pairs
+        values = clean.to(work_dtype)
+        return values + path(row, token) if plan.has_utility else values
+
+    # first the leaders (the tokens within a fraction of the utility bound of the row's clean maximum; every token
+    # of a row holding NaN) and every focused id (focus added after the utility, as modulate_logits does)
+    lead_low = torch.where(nan_row, -math.inf, row_max - _LEAD * reach)
+    row1, token1, clean1 = tokens_at_least(lead_low, None)
+    count1 = row1.numel()
+    if plan.has_focus:
+        focus_row, focus_col = (focused >= 0).logical_and_(active[:, None]).nonzero(as_tuple=True)
+        focus_token = focused[focus_row, focus_col]
+        row1, token1 = torch.cat([row1, focus_row]), torch.cat([token1, focus_token])
+        clean1 = torch.cat([clean1, logits[focus_row, focus_token]])
+    values1 = draw(row1, token1, clean1)
+    if plan.has_focus:
+        shift = normals_at(seeds, 1, plan.focus_ids.to(device), FOCUS_STREAM)[:, 0, :][focus_row, focus_col]
+        shift.abs_().mul_(plan.focus_sigma.to(device)[focus_row, focus_col])
+        values1[count1:] += shift.to(work_dtype)
+    # their noisy maximum is a real value of the row: only tokens that can reach it are left to draw; these are
+    # not focused, so z_j + U >= floor is the test, made with a margin for rounding
+    floor = torch.full((batch,), -math.inf, dtype=work_dtype, device=device)
+    floor = floor.scatter_reduce_(0, row1, values1, "amax").to(torch.float64)
+    kinds = (torch.finfo(work_dtype), torch.finfo(result_dtype or work_dtype))
+    eps, tiny = max(f.eps for f in kinds), max(f.tiny for f in kinds)  # rounding in either dtype cannot merge
+    threshold = floor - reach - (floor.abs() + reach) * (4 * eps) - 4 * tiny
+    threshold = torch.where(floor.isinf(), floor, threshold)  # +inf leads: the +inf tokens; -inf: every token
+    threshold = torch.where(nan_row, math.inf, threshold)  # every token of it is a leader already
+    row2, token2, clean2 = tokens_at_least(threshold, lead_low)
+    values2 = draw(row2, token2, clean2)
+    return ArgmaxPairs(
+        torch.cat([row1, row2]), torch.cat([token1, token2]), torch.cat([values1, values2]), modulated, work_dtype
+    )
+
+
 def modulate_for_argmax(
     logits: Tensor,
     modulation: Modulation | Sequence[Modulation] | ModulationBatch,
@@ -374,11 +515,14 @@ def modulate_for_argmax(
     ``out.argmax(-1) == modulate_logits(...).argmax(-1)`` exactly, ties included (the lowest index). Rows
     without noise are returned unchanged; ``-inf`` logits stay ``-inf``. Not for sampling or logprobs: the
     values outside the candidates are gone. No finiteness check (decoding loops mask with ``-inf``).
+    :func:`argmax_pairs` gives the same drawn values without the dense result.
 
-    Two stages: the 16 best clean tokens of each row and its focused ids are drawn first; their noisy maximum
-    is a real value of the row, so a token can only win if ``z_j + U`` reaches it (``U`` the row's utility
-    bound; the test is made on the clean logits with a margin for rounding). With σ 1 on a language model's
-    logits that leaves tens of tokens per row of 49,152.
+    Two stages: the tokens within a quarter of the row's utility bound ``U`` of its best clean logit, and its
+    focused ids, are drawn first; their noisy maximum is a real value of the row, so another token can only win
+    if ``z_j + U`` reaches it (the test is made on the clean logits with a margin for rounding). Both stages
+    find their tokens through the maximum of each block of 64 tokens (one pass over the logits), then compare
+    only the blocks that can hold one. With σ 1 on a language model's logits that leaves tens of tokens per row
+    of 49,152.
 
     Args:
         logits: ``(B, V)`` floating logits; never modified.
@@ -401,67 +545,23 @@ def modulate_for_argmax(
         >>> torch.equal(fast.argmax(-1), full.argmax(-1)), int(fast.isfinite().sum()) < 100
         (True, True)
     """
-    if not isinstance(noise, KeyedNoise):
-        raise InvalidArgumentError(
-            "noise",
-            f"an object of type {type(noise).__name__}",
-            "a KeyedNoise (bounded keyed normals)",
-            "Use modulate_logits(...) for other noise sources.",
-        )
-    logits = _checks.check_floating_tensor(logits, "of shape (B, V)")
-    if logits.ndim != 2 or logits.numel() == 0:
-        raise InvalidLogitsError("logits", f"a tensor of shape {tuple(logits.shape)}", "a non-empty (B, V) tensor")
-    batch, classes = logits.shape
-    plan = ModulationBatch.build(modulation, batch, classes, id2label)
-    if plan.is_identity:
+    pairs = argmax_pairs(logits, modulation, noise=noise, keys=keys, id2label=id2label, result_dtype=result_dtype)
+    if not pairs.modulated.numel():
         return logits.clone()
-    device = logits.device
-    seeds = noise.row_seeds(batch, keys, device)
-    work_dtype = output_dtype(logits, plan)
-    variance = plan.sigma.to(device).to(torch.float64).square()
-    out = torch.full((batch, classes), -math.inf, dtype=work_dtype, device=device)
-
-    def fill(row: Tensor, token: Tensor) -> None:  # the full operator's z + utility at these pairs
-        values = logits[row, token].to(work_dtype)
-        if plan.has_utility:  # the nested path at the pairs only, exactly KeyedNoise.utility's values there
-            from aimod.chain import brownian_pairs
-
-            values += brownian_pairs(seeds, variance, row, token)
-        out[row, token] = values
-
-    # first the leaders by clean logit and every focused id (focus is added once, after, as modulate_logits does)
-    lead = logits.topk(min(_LEADERS, classes), dim=-1).indices
-    first = torch.cat([lead, plan.focus_ids.to(device)], 1) if plan.has_focus else lead
-    first_rows = torch.arange(batch, device=device)[:, None].expand_as(first).reshape(-1)
-    fill(first_rows, first.reshape(-1))
-    if plan.has_focus:  # -inf stays -inf off the pairs drawn
-        ids = plan.focus_ids.to(device)
-        shift = normals_at(seeds, 1, ids, FOCUS_STREAM)[:, 0, :]
-        shift.abs_().mul_(plan.focus_sigma.to(device))
-        out.scatter_add_(1, ids, shift.to(work_dtype))
-    # their noisy maximum is a real value of the row: only tokens that can reach it are left to draw; these are
-    # not focused (all focused ids were drawn), so z_j + U >= floor is the test, made with a margin for rounding
-    floor = out.amax(-1, keepdim=True).to(torch.float64)
-    reach = _utility_bound(plan, device).to(torch.float64)[:, None]
-    kinds = (torch.finfo(work_dtype), torch.finfo(result_dtype or work_dtype))
-    eps, tiny = max(f.eps for f in kinds), max(f.tiny for f in kinds)  # rounding in either dtype cannot merge
-    threshold = floor - reach - (floor.abs() + reach) * (4 * eps) - 4 * tiny
-    threshold = torch.where(floor.isinf(), floor, threshold)  # +inf leads: the +inf tokens; -inf: every token
-    candidates = logits.to(work_dtype) >= threshold.to(work_dtype)  # a superset of those whose hi reaches floor
-    candidates |= floor.isnan()  # a NaN leads: keep every token
-    candidates.scatter_(1, first, False)  # drawn already
-    if plan.identity_rows:
-        keep = torch.tensor(plan.identity_rows, dtype=torch.int64, device=device)
-        candidates.index_fill_(0, keep, False)
-    row, token = candidates.nonzero(as_tuple=True)
-    fill(row, token)  # none of them focused: their values are complete
-    if plan.identity_rows:
-        out.index_copy_(0, keep, logits.index_select(0, keep).to(work_dtype))
+    out = torch.full(logits.shape, -math.inf, dtype=pairs.dtype, device=logits.device)
+    if pairs.modulated.numel() < logits.shape[0]:  # the identity rows keep their values
+        keep = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
+        keep[pairs.modulated] = False
+        keep = keep.nonzero().flatten()
+        out.index_copy_(0, keep, logits.index_select(0, keep).to(pairs.dtype))
+    out[pairs.rows, pairs.tokens] = pairs.values
     return out
 
 
-_LEADERS = 16
-"""Tokens per row whose noise :func:`modulate_for_argmax` draws first, to learn a real value of the row's maximum."""
+_BLOCK = 64
+"""Tokens per block whose clean maximum :func:`argmax_pairs` takes in its one full pass."""
+_LEAD = 0.25
+"""The leaders :func:`argmax_pairs` draws first: the tokens within this fraction of the utility bound of the best."""
 
 
 RESOLUTION = 2.0**-8
@@ -483,13 +583,21 @@ def output_dtype(logits: Tensor, plan: ModulationBatch) -> torch.dtype:
         >>> output_dtype(torch.tensor([[1e4, 1e4, 0.0]]), plan)
         torch.float64
     """
+    return _output_dtype(logits, plan, None)
+
+
+def _output_dtype(logits: Tensor, plan: ModulationBatch, high: float | None) -> torch.dtype:
+    """:func:`output_dtype`, given the largest logit (``None``: found here)."""
     if logits.dtype == torch.float64:
         return torch.float64
     stds = torch.cat([plan.sigma.abs().flatten(), plan.focus_sigma.abs().flatten()])
     stds = stds[stds > 0]
     if not stds.numel() or not logits.numel():
         return torch.float32
-    low, high = (float(x) for x in torch.aminmax(logits.detach()))
+    if high is None:
+        low, high = (float(x) for x in torch.aminmax(logits.detach()))
+    else:
+        low = float(logits.detach().amin())
     if math.isfinite(low) and math.isfinite(high):  # one pass in the common case
         largest = max(-low, high)
     else:

@@ -16,7 +16,7 @@ request's logprobs are the clean model's. The processor logs a warning when it i
 
 Greedy requests that return no logprobs (temperature 0, no ``logprobs`` or ``logprob_token_ids``, no
 repetition, presence or frequency penalty and no thinking budget: nothing after this processor changes their
-logits before vLLM's argmax) take the pruned path, :func:`aimod.redistribute.modulate_for_argmax`: keyed
+logits before vLLM's argmax) take the pruned path, :func:`aimod.redistribute.argmax_pairs`: keyed
 noise is bounded, so only the tokens that can still win get their noise drawn and the others become ``-inf``;
 the chosen token is exactly the full path's. ``$AIMOD_VLLM_PRUNE=0`` turns it off (every row takes the full
 path), e.g. when another custom logits processor runs after this one and could lift a pruned token.
@@ -28,6 +28,7 @@ Model Runner V2, whose processors have another interface: see docs/vllm.md).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDi
 from aimod.digest import finalize_state, token_contributions
 from aimod.modulation import Modulation
 from aimod.noise import KeyedNoise
-from aimod.redistribute import ModulationBatch, modulate_for_argmax, modulate_logits
+from aimod.redistribute import ModulationBatch, argmax_pairs, modulate_logits
 from aimod.vllm.args import SECRET_ENV, SECRET_FILE_ENV, engine_noise, engine_secret, modulation_from_extra_args
 from vllm import SamplingParams
 
@@ -89,6 +90,27 @@ class _Row:
     """Output tokens already in the digest state."""
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One group of modulated batch rows (the pruned ones, or the others) and how to modulate them."""
+
+    rows: Tensor
+    """Their batch indices, sorted, int64 on the CPU."""
+    on_device: Tensor
+    """The same on the logits' device."""
+    plan: ModulationBatch
+    pruned: bool
+    block: slice | None
+    """``rows`` as a slice when they are one block of the batch."""
+    blank: slice | Tensor
+    """The batch rows with noise (not the identity ones): a slice when they are one block, else their indices."""
+
+
+def _block(rows: list[int]) -> slice | None:
+    """Sorted distinct batch rows as one slice, when they are one block."""
+    return slice(rows[0], rows[-1] + 1) if rows and rows[-1] - rows[0] + 1 == len(rows) else None
+
+
 class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
     """Keyed utility and focus noise for the requests that ask for it in ``SamplingParams.extra_args``.
 
@@ -127,7 +149,7 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
         self._state = torch.zeros(capacity, dtype=torch.int64)  # digest state of each batch row's prefix
         self._length = torch.zeros(capacity, dtype=torch.int64)  # its length in tokens
         self._rows: dict[int, _Row] = {}
-        self._plans: list[tuple[Tensor, Tensor, ModulationBatch, bool]] | None = None  # (cpu, device, plan, pruned)
+        self._plans: list[_Plan] | None = None
         self._plan_vocab = -1
         if getattr(vllm_config.model_config, "logprobs_mode", "raw_logprobs") != "processed_logprobs":
             log.warning(
@@ -212,7 +234,7 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ the step
 
-    def _current_plans(self, vocab: int) -> list[tuple[Tensor, Tensor, ModulationBatch, bool]]:
+    def _current_plans(self, vocab: int) -> list[_Plan]:
         """The modulated rows in at most two groups, the pruned (greedy) rows and the others, each with its plan."""
         if self._plans is None or self._plan_vocab != vocab:
             self._plans = []
@@ -222,9 +244,25 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
                     continue
                 plan = ModulationBatch.build([self._rows[i].modulation for i in order], len(order), vocab)
                 index = torch.tensor(order, dtype=torch.int64)
-                self._plans.append((index, index.to(self._device), plan.to(self._device), greedy))
+                identity = set(plan.identity_rows)
+                noisy = [row for k, row in enumerate(order) if k not in identity]
+                self._plans.append(
+                    _Plan(
+                        index,
+                        index.to(self._device),
+                        plan.to(self._device),
+                        greedy,
+                        _block(order),
+                        self._rows_of(noisy),
+                    )
+                )
             self._plan_vocab = vocab
         return self._plans
+
+    def _rows_of(self, rows: list[int]) -> slice | Tensor:
+        """Sorted distinct batch rows as a slice when they are one block, else as indices on the logits' device."""
+        block = _block(rows)
+        return block if block is not None else torch.tensor(rows, dtype=torch.int64, device=self._device)
 
     def apply(self, logits: Tensor) -> Tensor:
         """Modulates the rows that asked for it, in place; the others keep their values bit for bit.
@@ -234,13 +272,19 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
         """
         if not self._rows:
             return logits
-        for rows, on_device, plan, pruned in self._current_plans(int(logits.shape[-1])):
-            keys = self.keys(rows).to(self._device)
-            clean = logits.index_select(0, on_device)
-            if pruned:
+        for group in self._current_plans(int(logits.shape[-1])):
+            keys = self.keys(group.rows).to(self._device)
+            # one block of rows is read in place (every value is read before any is written)
+            clean = logits[group.block] if group.block is not None else logits.index_select(0, group.on_device)
+            if group.pruned:  # -inf over the noisy rows, then the drawn values: no dense result in between
                 assert isinstance(self._noise, KeyedNoise)
-                noisy = modulate_for_argmax(clean, plan, noise=self._noise, keys=keys, result_dtype=logits.dtype)
+                pairs = argmax_pairs(clean, group.plan, noise=self._noise, keys=keys, result_dtype=logits.dtype)
+                if isinstance(group.blank, slice):
+                    logits[group.blank].fill_(-math.inf)
+                else:
+                    logits.index_fill_(0, group.blank, -math.inf)
+                logits.index_put_((group.on_device[pairs.rows], pairs.tokens), pairs.values.to(logits.dtype))
             else:
-                noisy = modulate_logits(clean, plan, noise=self._noise, keys=keys, check_finite=False)
-            logits.index_copy_(0, on_device, noisy.to(logits.dtype))
+                noisy = modulate_logits(clean, group.plan, noise=self._noise, keys=keys, check_finite=False)
+                logits.index_copy_(0, group.on_device, noisy.to(logits.dtype))
         return logits
