@@ -5,7 +5,8 @@ Goal (issue 13): 16 concurrent prompts, 64 new tokens, greedy, ``ignore_eos``: t
 is loaded in both). Greedy requests without logprobs take the pruned path (noise drawn only for the tokens that
 can win, :func:`aimod.redistribute.modulate_for_argmax`); ``$AIMOD_VLLM_PRUNE=0`` gives the full path. Each path
 gets its own engine (the switch is read when the engine loads the processor); in each, the two conditions are
-timed alternately, several rounds, medians. First the micro-benchmark: ``modulate_logits`` against
+timed alternately (the order swapped every round), several rounds; the medians of each, and the median
+of the per-round ratios. First the micro-benchmark: ``modulate_logits`` against
 ``modulate_for_argmax`` on the model's real first-step logits for the 16 prompts (16 x 49,152).
 
 Run (the vLLM environment, offline):
@@ -99,8 +100,9 @@ def engine(path: str, repeats: int, new_tokens: int) -> dict[str, float]:
     conditions = {"without aimod": params(None), f"aimod sigma {SIGMA}": params(extra_args(Modulation(sigma=SIGMA)))}
     llm.generate(PROMPTS, [params(None)] * len(PROMPTS), use_tqdm=False)  # warm-up
     rates: dict[str, list[float]] = {name: [] for name in conditions}
-    for _ in range(repeats):
-        for name, p in conditions.items():
+    for round_ in range(repeats):
+        order = list(conditions.items())
+        for name, p in order if round_ % 2 == 0 else order[::-1]:  # ABBA: a drift in the machine cancels
             start = time.perf_counter()
             outputs = llm.generate(PROMPTS, [p] * len(PROMPTS), use_tqdm=False)
             elapsed = time.perf_counter() - start
@@ -113,7 +115,14 @@ def engine(path: str, repeats: int, new_tokens: int) -> dict[str, float]:
     for name, r in rates.items():
         print(f"[{path}] {name}: median {medians[name]:.1f} tok/s  (runs: {', '.join(f'{x:.1f}' for x in r)})")
     print(f"[{path}] aimod / without: {modulated / base:.3f}  ({(1 - modulated / base) * 100:+.1f} % slower)")
-    return medians
+    without, with_aimod = rates.values()
+    paired = [w / b for b, w in zip(without, with_aimod, strict=True)]  # each round's two runs, back to back
+    middle = statistics.median(paired)
+    print(
+        f"[{path}] per-round ratios: {', '.join(f'{x:.3f}' for x in paired)}; median {middle:.3f} "
+        f"({(1 - middle) * 100:+.1f} % slower)"
+    )
+    return medians | {"paired": middle}
 
 
 def main() -> None:
@@ -128,8 +137,11 @@ def main() -> None:
     results = {path: engine(path, args.repeats, args.new_tokens) for path in args.paths.split(",") if path}
     print(f"summary ({len(PROMPTS)} prompts x {args.new_tokens} tokens, greedy, ignore_eos, sigma {SIGMA}):")
     for path, medians in results.items():
-        base, modulated = medians.values()
-        print(f"  {path:>6}: without {base:.1f} tok/s, with aimod {modulated:.1f} tok/s, ratio {modulated / base:.3f}")
+        base, modulated, paired = medians.values()
+        print(
+            f"  {path:>6}: without {base:.1f} tok/s, with aimod {modulated:.1f} tok/s, ratio of medians "
+            f"{modulated / base:.3f}, median of per-round ratios {paired:.3f}"
+        )
 
 
 if __name__ == "__main__":
