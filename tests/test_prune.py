@@ -17,14 +17,15 @@ import math
 import pytest
 import torch
 
-from aimod import KeyedNoise, Modulation, SeededNoise, modulate_logits
+from aimod import FieldNoise, KeyedNoise, Modulation, SeededNoise, modulate_logits
 from aimod.chain import _N, LEVELS, _path, brownian, brownian_at, brownian_bound, brownian_pairs, grid_variance
 from aimod.errors import InvalidArgumentError
 from aimod.noise import _MASK24, _uniform24_to_normal, normal_bound
 from aimod.redistribute import ModulationBatch, _noise_range, argmax_candidates, modulate_for_argmax, output_dtype
 
 CPU = torch.device("cpu")
-NOISE = KeyedNoise("prune test secret, long enough")
+NOISE_SECRET = "prune test secret, long enough"
+NOISE = KeyedNoise(NOISE_SECRET)
 INF = math.inf
 
 # variances: zero, subnormal-small, below the grid, grid nodes, inside cells, tier-like, beyond the grid
@@ -233,3 +234,35 @@ def test_only_keyed_noise_and_2d_logits() -> None:
     with pytest.raises(ValueError, match=r"\(B, V\)"):
         modulate_for_argmax(z[None], Modulation(sigma=1.0), noise=NOISE, keys=torch.arange(2))
     assert torch.equal(modulate_for_argmax(z, Modulation(), noise=NOISE, keys=torch.arange(2)), z)
+
+
+FIELDS = {"text field": FieldNoise.for_text("prune test secret, long enough"), "field": FieldNoise(NOISE_SECRET)}
+
+
+@pytest.mark.parametrize("case", [i for i, c in enumerate(_cases()) if c[0] != "huge vocab"])
+@pytest.mark.parametrize("kind", list(FIELDS))
+def test_the_pruned_decision_under_the_field_is_the_full_decision(case: int, kind: str) -> None:
+    """The field's bound is its largest amplitude column norm; its values at the pairs are summed one by one."""
+    name, z, mods = _cases()[case]
+    field = FIELDS[kind]
+    for salt in range(3):
+        keys = torch.arange(z.shape[0]) + 1000 * salt + case
+        full = modulate_logits(z, mods, noise=field, keys=keys, check_finite=False)
+        fast = modulate_for_argmax(z, mods, noise=field, keys=keys)
+        assert torch.equal(fast.argmax(-1), full.argmax(-1)), name
+        assert fast.dtype == full.dtype
+        kept = fast != -INF
+        torch.testing.assert_close(fast[kept], full[kept], rtol=1e-6, atol=1e-30, equal_nan=True)
+        finite = z.to(fast.dtype).isfinite().all(-1)  # rows the field can draw (others are NaN throughout)
+        assert bool((fast[finite][z.to(fast.dtype)[finite] == -INF] == -INF).all())  # masked stays masked
+
+
+def test_the_field_bound_holds_for_real_draws() -> None:
+    field = FieldNoise.for_text("prune test secret, long enough")
+    z = torch.randn(400, 3000, generator=torch.Generator().manual_seed(9)) * 4
+    for sigma in (0.1, 1.0, 30.0):
+        sigmas = torch.full((400,), sigma)
+        u = field.utility(z[:, None, :], sigmas, field.row_seeds(400, torch.arange(400), CPU))
+        bound = field.utility_bound(sigmas, 3000)
+        assert bool((u.abs().amax((1, 2)).double() <= bound).all())
+        assert float(bound[0]) < 14 * sigma  # sqrt(64) = 8 σ per column on average, the largest about 11 σ

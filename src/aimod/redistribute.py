@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -25,6 +26,9 @@ from aimod import _checks
 from aimod.errors import InvalidArgumentError, InvalidLogitsError
 from aimod.modulation import Id2Label, Modulation, ResolvedModulation
 from aimod.noise import FOCUS_STREAM, KeyedNoise, NoiseSource, normal_bound, normals_at
+
+if TYPE_CHECKING:
+    from aimod.field import FieldNoise
 
 __all__ = [
     "RESOLUTION",
@@ -373,6 +377,9 @@ class ArgmaxPairs:
     values: Tensor
     modulated: Tensor
     dtype: torch.dtype
+    dense: Tensor | None = None
+    """Set when so many tokens could win that drawing them one by one costs more than the full operator (the field
+    at a high σ): then :func:`modulate_logits`'s ``(B, V)`` result, and no pairs."""
 
 
 def argmax_pairs(
@@ -429,10 +436,16 @@ def argmax_pairs(
     if plan.is_identity:
         return ArgmaxPairs(empty, empty, torch.empty(0, dtype=work_dtype, device=device), modulated, work_dtype)
     seeds = noise.row_seeds(batch, keys, device)
-    reach = _utility_bound(plan, device).to(torch.float64)
+    field = _field_noise(noise)
+    if field is not None:  # a smooth field of the clean logits: its own bound and values at the pairs
+        reach = field.utility_bound(plan.sigma.to(device), classes)
+    else:
+        reach = _utility_bound(plan, device).to(torch.float64)
 
     row_max = block_max.amax(-1).to(torch.float64)  # (B,), NaN for rows holding NaN
     nan_row = row_max.isnan()
+    if field is not None:  # +inf, NaN or nothing but -inf: the field's log-softmax, so every noise value, is NaN
+        nan_row = ~row_max.isfinite()
     focused = torch.where(plan.focus_sigma.to(device) != 0, plan.focus_ids.to(device), -1)  # padding never matches
 
     def tokens_at_least(low: Tensor, below: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -458,14 +471,24 @@ def argmax_pairs(
             row, token, clean = row[keep], token[keep], clean[keep]
         return row, token, clean
 
-    if plan.has_utility:  # the nested path at the pairs only, exactly KeyedNoise.utility's values there
+    if field is not None and plan.has_utility:  # the field's bound is about 11 σ: at a high σ, draw every token
+        near = block_max >= (row_max - reach).to(work_dtype)[:, None]
+        if int(near.sum()) > _DENSE_BLOCKS * batch:
+            full = modulate_logits(logits, plan, noise=noise, keys=keys, check_finite=False)
+            return ArgmaxPairs(
+                empty, empty, torch.empty(0, dtype=work_dtype, device=device), modulated, work_dtype, full
+            )
+    path: Callable[[Tensor, Tensor], Tensor] | None = None
+    if plan.has_utility and field is not None:
+        path = field.utility_at(logits, plan.sigma.to(device))
+    elif plan.has_utility:  # the nested path at the pairs only, exactly KeyedNoise.utility's values there
         from aimod.chain import PairPath
 
         path = PairPath(seeds, plan.sigma.to(device).to(torch.float64).square())
 
     def draw(row: Tensor, token: Tensor, clean: Tensor) -> Tensor:  # the full operator's z + utility at these pairs
         values = clean.to(work_dtype)
-        return values + path(row, token) if plan.has_utility else values
+        return values + path(row, token) if path is not None else values
 
     # first the leaders (the tokens within a fraction of the utility bound of the row's clean maximum; every token
     # of a row holding NaN) and every focused id (focus added after the utility, as modulate_logits does)
@@ -548,6 +571,8 @@ def modulate_for_argmax(
     pairs = argmax_pairs(logits, modulation, noise=noise, keys=keys, id2label=id2label, result_dtype=result_dtype)
     if not pairs.modulated.numel():
         return logits.clone()
+    if pairs.dense is not None:
+        return pairs.dense
     out = torch.full(logits.shape, -math.inf, dtype=pairs.dtype, device=logits.device)
     if pairs.modulated.numel() < logits.shape[0]:  # the identity rows keep their values
         keep = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
@@ -558,9 +583,21 @@ def modulate_for_argmax(
     return out
 
 
+def _field_noise(noise: KeyedNoise) -> FieldNoise | None:
+    """The noise as a :class:`~aimod.FieldNoise` when it is one, else None.
+
+    Imported here: the field builds on this module's neighbours, not on it.
+    """
+    from aimod.field import FieldNoise
+
+    return noise if isinstance(noise, FieldNoise) else None
+
+
 _BLOCK = 64
 """Tokens per block whose clean maximum :func:`argmax_pairs` takes in its one full pass."""
 _LEAD = 0.25
+_DENSE_BLOCKS = 24
+"""Blocks per row within the field's bound of the best, above which :func:`argmax_pairs` takes the full operator."""
 """The leaders :func:`argmax_pairs` draws first: the tokens within this fraction of the utility bound of the best."""
 
 

