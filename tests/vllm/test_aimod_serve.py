@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from aimod.calibrate.tiers import load_tiers
 from aimod.data.facts import fact_items, spread
 from aimod.server.config import hash_key, load_config
 from aimod.server.served import build
@@ -25,7 +26,8 @@ from tests.vllm.conftest import SECRET, engine_env
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"
 KEYS = {"premium": "vllm-serve-premium-key-0123", "free": "vllm-serve-free-key-0123456"}
-SIGMA_FREE = 1.0
+TIERS = Path(__file__).with_name("tiers-smollm2-135m.toml")
+"""A tiers file from `aimod calibrate --model smollm2-135m` (on the hf path, field keying): it loads unchanged here."""
 
 
 def free_port() -> int:
@@ -40,7 +42,7 @@ def write_config(folder: Path, engine: str, port: int) -> Path:
     )
     path = folder / f"server-{engine}.toml"
     path.write_text(
-        f'[model]\nname = "{MODEL}"\n[tiers]\nsigma = {{ premium = 0.0, free = {SIGMA_FREE} }}\n'
+        f'[model]\nname = "{MODEL}"\n[tiers]\nfile = "{TIERS}"\n'
         f'[focus]\nallowed = ["*"]\nmax_sigma = 4.0\n{tenants}[engine]\nkind = "{engine}"\nmax_model_len = 512\n'
         f"[server]\nport = {port}\ngraceful_timeout_s = 10\n"
     )
@@ -92,7 +94,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def hf_engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The ``hf`` engine with the same configuration and secret, in this process."""
     config = load_config(write_config(tmp_path_factory.mktemp("hf"), "hf", free_port()))
-    return build(config, SECRET)
+    served = build(config, SECRET)
+    assert served.tiers == {tier.name: tier.sigma for tier in load_tiers(TIERS).tiers}  # the calibrated σ
+    assert served.tiers["free"] > 1.0
+    return served
 
 
 def hf_text(served: Any, ids: list[int], tier: str, max_tokens: int) -> str:
