@@ -27,7 +27,8 @@ and a summary of the goals: every case 4xx or served, canary worst/idle <= 2x, d
 Loopback only, no hub downloads (HF_HUB_OFFLINE=1); both servers are stopped at the end.
 
 Run: PYTHONPATH=src:. python benchmarks/bench_abuse.py [--quick]    (about 100 s on 2 CPU cores; --quick: fewer
-sockets and images, about 85 s)
+sockets and images, about 85 s). ``--text-engine vllm`` serves the text model on vLLM (``[engine] kind = "vllm"``;
+run it with .venv-vllm/bin/python).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class Server:
         return lines
 
 
-def start_server(model: str, folder: Path, max_connections: int) -> Server:
+def start_server(model: str, folder: Path, max_connections: int, engine: str = "hf") -> Server:
     port = free_port()
     config = folder / f"{model}.toml"
     sigma_free = 2.0 if model == TEXT_MODEL else 6.2266
@@ -117,6 +118,7 @@ def start_server(model: str, folder: Path, max_connections: int) -> Server:
         f'[model]\nname = "{model}"\n[tiers]\nsigma = {{ premium = 0.0, free = {sigma_free} }}\n'
         f'[focus]\nallowed = ["*"]\nmax_sigma = 4.0\n{tenants}'
         f"[server]\nport = {port}\nmax_connections = {max_connections}\n{extras}\n"
+        + ('[engine]\nkind = "vllm"\nmax_model_len = 512\n' if engine == "vllm" else "")
     )
     log = folder / f"{model}.stderr"
     env = {**os.environ, "AIMOD_SECRET": SECRET, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -672,6 +674,10 @@ async def connection_flood(port: int, idle: int, slow: int, trickle: int, pid: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer sockets and images (about half the time)")
+    parser.add_argument(
+        "--text-engine", choices=["hf", "vllm"], default="hf",
+        help="the text server's [engine] kind (vllm: run from .venv-vllm, scripts/bootstrap-vllm.sh)",
+    )  # fmt: skip
     args = parser.parse_args()
     sockets = (100, 30, 300) if args.quick else (300, 100, 1500)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -679,9 +685,13 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="aimod-abuse-"))
     started = time.perf_counter()
     cap = sum(sockets) + 200
-    servers = [start_server("resnet-fashion", folder, cap), start_server(TEXT_MODEL, folder, cap)]
+    servers = [start_server("resnet-fashion", folder, cap), start_server(TEXT_MODEL, folder, cap, args.text_engine)]
     bench = Bench()
-    print(f"aimod serve on loopback, {os.cpu_count()} CPUs; [server] {TIMEOUTS}, max_connections {cap}", flush=True)
+    print(
+        f"aimod serve on loopback, {os.cpu_count()} CPUs; [server] {TIMEOUTS}, max_connections {cap}; "
+        f"text engine {args.text_engine}",
+        flush=True,
+    )
     try:
         for server in servers:
             wait_healthy(server.base, server.process, timeout=300)
