@@ -363,7 +363,7 @@ def main() -> None:
     from aimod.text.padding import eos_ids
 
     started = time.perf_counter()
-    prune = os.environ.get("AIMOD_VLLM_PRUNE", "1").strip() != "0" and args.noise == "keyed"
+    prune = os.environ.get("AIMOD_VLLM_PRUNE", "1").strip() != "0"  # both noises: aimod.redistribute.argmax_pairs
     print(
         f"vllm {vllm.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; {args.tokens} tokens; "
         f"{args.noise} noise; vLLM greedy rows {'pruned' if prune else 'in full'}"
