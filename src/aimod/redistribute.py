@@ -596,9 +596,10 @@ def _field_noise(noise: KeyedNoise) -> FieldNoise | None:
 _BLOCK = 64
 """Tokens per block whose clean maximum :func:`argmax_pairs` takes in its one full pass."""
 _LEAD = 0.25
-_DENSE_BLOCKS = 24
-"""Blocks per row within the field's bound of the best, above which :func:`argmax_pairs` takes the full operator."""
 """The leaders :func:`argmax_pairs` draws first: the tokens within this fraction of the utility bound of the best."""
+_DENSE_BLOCKS = 24
+"""Blocks per row (on average over the batch) within the field's bound of the best, above which
+:func:`argmax_pairs` takes the full operator."""
 
 
 RESOLUTION = 2.0**-8
